@@ -1,0 +1,19 @@
+"""Checked errors: each carries the one-line message and the exit code the CLI reports."""
+
+
+class StreamtagError(Exception):
+    """Base for errors shown to the user as one line; ``exit_code`` is what the CLI returns."""
+
+    exit_code = 1
+
+
+class UsageError(StreamtagError):
+    """Bad arguments or bad input (missing/corrupt file, unknown device, bad model): exit 2."""
+
+    exit_code = 2
+
+
+class RuntimeFailure(StreamtagError):
+    """The pipeline failed while running (stream died, device lost): exit 1."""
+
+    exit_code = 1
