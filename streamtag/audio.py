@@ -49,8 +49,8 @@ class StreamResampler:
         return self._rs.resample_chunk(np.ascontiguousarray(mono, dtype=np.float32), last=last)
 
 
-def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
-    """Read any file libsndfile decodes; returns ``(frames, channels)`` float32 and its rate.
+def open_audio(path: str | Path) -> sf.SoundFile:
+    """Open any file libsndfile decodes for block-wise reading (the caller closes it).
 
     Raises :class:`UsageError` with a one-line message for missing, unreadable or empty files.
     """
@@ -60,10 +60,31 @@ def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
     if p.is_dir():
         raise UsageError(f"{path}: is a directory, not an audio file")
     try:
-        data, rate = sf.read(str(p), dtype="float32", always_2d=True)
+        f = sf.SoundFile(str(p))
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
-        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise UsageError(f"{path}: cannot decode audio ({msg})") from None
+        raise UsageError(f"{path}: cannot decode audio ({decode_error(exc)})") from None
+    if f.frames == 0:
+        f.close()
+        raise UsageError(f"{path}: file holds no audio samples")
+    return f
+
+
+def decode_error(exc: Exception) -> str:
+    """First line of a decoder exception, for one-line messages."""
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
+    """Read any file libsndfile decodes; returns ``(frames, channels)`` float32 and its rate.
+
+    Raises :class:`UsageError` with a one-line message for missing, unreadable or empty files.
+    """
+    with open_audio(path) as f:
+        try:
+            data = f.read(dtype="float32", always_2d=True)
+        except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
+            raise UsageError(f"{path}: cannot decode audio ({decode_error(exc)})") from None
+        rate = f.samplerate
     if data.shape[0] == 0:
         raise UsageError(f"{path}: file holds no audio samples")
     return data, int(rate)

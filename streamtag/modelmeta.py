@@ -167,6 +167,11 @@ def default_model_name() -> str:
     raise UsageError("no default model: no models/DEFAULT file found (give --model)")
 
 
+def installed_models() -> list[str]:
+    """Names of the models in :func:`models_dirs` (``<name>.onnx`` files), sorted, without duplicates."""
+    return sorted({f.stem for d in models_dirs() if d.is_dir() for f in d.glob("*.onnx")})
+
+
 def resolve_model(spec: str | None) -> tuple[Path, ModelMeta]:
     """Turn ``--model`` (a name, a ``.onnx`` path or ``None`` for the default) into (onnx path, metadata)."""
     spec = spec or default_model_name()
@@ -180,5 +185,4 @@ def resolve_model(spec: str | None) -> tuple[Path, ModelMeta]:
         onnx = d / f"{spec}.onnx"
         if onnx.is_file():
             return onnx, ModelMeta.load(onnx.with_suffix(".json"))
-    known = sorted({f.stem for d in models_dirs() if d.is_dir() for f in d.glob("*.onnx")})
-    raise UsageError(f"unknown model {spec!r} (known: {', '.join(known) or 'none'})")
+    raise UsageError(f"unknown model {spec!r} (known: {', '.join(installed_models()) or 'none'})")

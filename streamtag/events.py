@@ -1,0 +1,66 @@
+"""Event dictionaries the pipeline publishes, one builder per topic.
+
+The layout is versioned by :data:`SCHEMA_VERSION` (field ``v``) and described by the JSON
+Schema shipped as ``streamtag/schema/event.schema.json``; a ZeroMQ message is the single frame
+``"<topic> <json>"``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from importlib import resources
+
+SCHEMA_VERSION = 1
+"""Version of the event layout (``v`` in every event)."""
+
+GENRE, CHANGE, STATUS, LEVEL = "streamtag.genre", "streamtag.change", "streamtag.status", "streamtag.level"
+"""Topics: every window, smoothed genre changed, health every few seconds and at stop, input meter."""
+
+
+def schema() -> dict:
+    """The shipped JSON Schema (``$defs`` holds one definition per topic)."""
+    return json.loads(resources.files("streamtag").joinpath("schema/event.schema.json").read_text())
+
+
+def genre_event(*, stream: str, seq: int, t_start: float, t_end: float, genre: str, confidence: float,
+                raw_genre: str, probs: dict[str, float], latency_ms: float, model: str) -> dict:
+    """``streamtag.genre``: the verdict after one window."""
+    return {"v": SCHEMA_VERSION, "stream": stream, "seq": seq, "t_start": round(t_start, 3),
+            "t_end": round(t_end, 3), "wall": time.time(), "genre": genre, "confidence": round(confidence, 4),
+            "raw_genre": raw_genre, "probs": {k: round(float(p), 4) for k, p in probs.items()},
+            "latency_ms": round(latency_ms, 2), "model": model}
+
+
+def change_event(genre_ev: dict, previous: str | None) -> dict:
+    """``streamtag.change``: the genre event that changed the smoothed genre, plus ``previous``."""
+    return {**genre_ev, "previous": previous}
+
+
+def status_event(*, stream: str, uptime_s: float, dropped_samples: int, overflows: int, latency_p50_ms: float | None,
+                 latency_p99_ms: float | None, windows: int, windows_per_s: float, provider: str, model: str,
+                 published: int, final: bool) -> dict:
+    """``streamtag.status``: pipeline health."""
+    return {"v": SCHEMA_VERSION, "stream": stream, "wall": time.time(), "uptime_s": round(uptime_s, 3),
+            "dropped_samples": dropped_samples, "overflows": overflows,
+            "latency_p50_ms": None if latency_p50_ms is None else round(latency_p50_ms, 2),
+            "latency_p99_ms": None if latency_p99_ms is None else round(latency_p99_ms, 2),
+            "windows": windows, "windows_per_s": round(windows_per_s, 3), "provider": provider, "model": model,
+            "published": published, "final": final}
+
+
+def level_event(*, stream: str, t: float, rms_dbfs: float, peak_dbfs: float, clipping: bool, silent: bool) -> dict:
+    """``streamtag.level``: input meter over the audio since the previous level event."""
+    return {"v": SCHEMA_VERSION, "stream": stream, "wall": time.time(), "t": round(t, 3),
+            "rms_dbfs": round(rms_dbfs, 2), "peak_dbfs": round(peak_dbfs, 2), "clipping": clipping, "silent": silent}
+
+
+def encode(topic: str, event: dict) -> str:
+    """The single-frame wire form ``"<topic> <json>"``."""
+    return f"{topic} {json.dumps(event, separators=(',', ':'))}"
+
+
+def decode(frame: str) -> tuple[str, dict]:
+    """Inverse of :func:`encode`."""
+    topic, _, body = frame.partition(" ")
+    return topic, json.loads(body)

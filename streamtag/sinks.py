@@ -1,0 +1,92 @@
+"""Where events go: a ZeroMQ PUB socket and the console (human lines or JSON lines)."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Protocol, TextIO
+
+import zmq
+
+from . import events
+from .errors import UsageError
+
+DEFAULT_PUBLISH = "tcp://127.0.0.1:5556"
+"""Default ``--publish`` address."""
+
+
+class Sink(Protocol):
+    """Receives every event; ``publish`` runs on the pipeline's worker thread and must never block."""
+
+    def publish(self, topic: str, event: dict) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class ZmqPublisher:
+    """PUB socket bound to ``address``; sends without blocking, drops for slow subscribers."""
+
+    def __init__(self, address: str = DEFAULT_PUBLISH, hwm: int = 100, linger_ms: int = 1000):
+        self.address = address
+        self._ctx = zmq.Context()
+        self._sock = self._ctx.socket(zmq.PUB)
+        self._sock.setsockopt(zmq.SNDHWM, hwm)
+        self._sock.setsockopt(zmq.LINGER, linger_ms)
+        try:
+            self._sock.bind(address)
+        except zmq.ZMQError as exc:
+            self._sock.close(0)
+            self._ctx.term()
+            hint = " (another streamtag running? use --publish ADDR or --no-publish)" \
+                if exc.errno == zmq.EADDRINUSE else ""
+            raise UsageError(f"cannot publish on {address}: {exc.strerror}{hint}") from None
+
+    def publish(self, topic: str, event: dict) -> None:
+        """Send ``"<topic> <json>"`` with NOBLOCK."""
+        try:
+            self._sock.send_string(events.encode(topic, event), zmq.NOBLOCK)
+        except zmq.Again:  # queue full: this message is dropped, the pipeline never waits
+            pass
+
+    def close(self) -> None:
+        """Close the socket, giving queued messages up to ``linger_ms`` to leave."""
+        self._sock.close()
+        self._ctx.term()
+
+
+class ConsoleSink:
+    """Prints genre, change and status events: one human line each, or one JSON object per line."""
+
+    def __init__(self, json_lines: bool = False, out: TextIO | None = None):
+        self.json_lines = json_lines
+        self.out = out or sys.stdout
+
+    def publish(self, topic: str, event: dict) -> None:
+        """Write one line for ``streamtag.genre|change|status`` (level events are not printed)."""
+        if topic == events.LEVEL:
+            return
+        if self.json_lines:
+            line = json.dumps({"topic": topic, **event}, separators=(",", ":"))
+        elif topic == events.STATUS:
+            p50 = event["latency_p50_ms"]
+            line = (f"# status: {event['windows']} windows, {event['windows_per_s']:.2f}/s, latency p50 "
+                    f"{'-' if p50 is None else f'{p50:.0f}'} ms, dropped {event['dropped_samples']} samples, "
+                    f"{event['provider']}, {event['model']}" + (" (final)" if event["final"] else ""))
+        elif topic == events.CHANGE:
+            was = "" if event["previous"] is None else f"{event['previous']} -> "
+            line = f"# genre: {was}{event['genre']} (at {event['t_end']:.1f} s)"
+        else:
+            line = (f"[{event['t_start']:7.1f} - {event['t_end']:7.1f} s] {event['genre']:<10} "
+                    f"{event['confidence']:.2f}  (this window: {event['raw_genre']})")
+        try:
+            self.out.write(line + "\n")
+            self.out.flush()
+        except BrokenPipeError:
+            pass
+
+    def close(self) -> None:
+        """Flush what is left."""
+        try:
+            self.out.flush()
+        except (BrokenPipeError, ValueError):
+            pass

@@ -1,0 +1,103 @@
+"""Smoothing per-window probabilities into a stable genre: ema / soft / hard vote plus hysteresis."""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+VOTE_MODES = ("ema", "soft", "hard")
+"""``--vote`` choices."""
+
+SILENCE = "silence"
+"""Genre reported for windows whose RMS is below the silence threshold."""
+
+
+def rms_dbfs(x: np.ndarray) -> float:
+    """RMS level of ``x`` in dB relative to full scale (-inf-safe: floor at -200)."""
+    rms = float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) if len(x) else 0.0
+    return 20.0 * np.log10(max(rms, 1e-10))
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The vote's answer after one window."""
+
+    genre: str
+    """Smoothed genre (after hysteresis), or ``"silence"``."""
+    confidence: float
+    """Smoothed probability of ``genre`` (vote share for ``hard``; 1.0 for silence)."""
+    raw_genre: str
+    """This window's own argmax (or ``"silence"``)."""
+    changed: bool
+    """True when ``genre`` differs from the previous verdict's (also for the first verdict)."""
+    previous: str | None
+    """The genre before this window (None for the first window)."""
+
+
+class Vote:
+    """Running vote over windows.
+
+    ``ema``: exponential moving average of probabilities (weight ``alpha`` on the newest);
+    ``soft``: mean probabilities of the last ``window`` windows; ``hard``: majority of the last
+    ``window`` argmaxes. Hysteresis: the reported genre moves to a new leader only after it led
+    for ``confirm`` consecutive windows. Silence resets the vote, so the first window after it
+    sets the genre at once.
+    """
+
+    def __init__(self, labels: tuple[str, ...], mode: str = "ema", window: int = 5,
+                 alpha: float = 0.4, confirm: int = 2):
+        self.labels = labels
+        self.window, self.alpha, self.confirm = window, alpha, confirm
+        self.genre: str | None = None
+        self.set_mode(mode)
+
+    def reset(self) -> None:
+        """Forget the history (the reported genre is kept until the next verdict)."""
+        self._ema: np.ndarray | None = None
+        self._recent: deque[np.ndarray] = deque(maxlen=self.window)
+        self._leader: str | None = None
+        self._streak = 0
+        self._fresh = True
+
+    def set_mode(self, mode: str) -> None:
+        """Switch ``ema|soft|hard`` and start the vote afresh."""
+        if mode not in VOTE_MODES:
+            raise ValueError(f"unknown vote mode {mode!r}")
+        self.mode = mode
+        self.reset()
+
+    def _smoothed(self, probs: np.ndarray) -> np.ndarray:
+        if self.mode == "ema":
+            self._ema = probs.copy() if self._ema is None else self.alpha * probs + (1 - self.alpha) * self._ema
+            return self._ema
+        if self.mode == "soft":
+            self._recent.append(probs)
+            return np.mean(self._recent, axis=0)
+        self._recent.append(np.eye(len(self.labels), dtype=np.float32)[int(np.argmax(probs))])
+        return np.mean(self._recent, axis=0)
+
+    def update(self, probs: np.ndarray) -> Verdict:
+        """Feed one window's probabilities; returns the current verdict."""
+        smooth = self._smoothed(np.asarray(probs, dtype=np.float32))
+        lead = self.labels[int(np.argmax(smooth))]
+        if self._fresh or self.genre in (None, SILENCE) or lead == self.genre:
+            new, self._streak = lead, 0
+        else:
+            self._streak = self._streak + 1 if lead == self._leader else 1
+            new = lead if self._streak >= self.confirm else self.genre
+            if new == lead:
+                self._streak = 0
+        self._leader = lead
+        self._fresh = False
+        return self._verdict(new, float(smooth[self.labels.index(new)]), self.labels[int(np.argmax(probs))])
+
+    def silence(self) -> Verdict:
+        """Record a silent window: genre ``"silence"`` and a vote reset."""
+        self.reset()
+        return self._verdict(SILENCE, 1.0, SILENCE)
+
+    def _verdict(self, genre: str, confidence: float, raw: str) -> Verdict:
+        previous, self.genre = self.genre, genre
+        return Verdict(genre, confidence, raw, previous != genre, previous)

@@ -1,0 +1,110 @@
+"""ONNX export: self-contained file, metadata, ORT-vs-torch parity, refusal of a wrong graph."""
+
+import json
+
+import numpy as np
+import onnxruntime as ort
+import pytest
+import torch
+
+from streamtag.modelmeta import ModelMeta, resolve_model
+from training.export import ExportParityError, check_parity, export_onnx, reference_windows
+from training.models import build_model
+from training.models.mobilenet import GENRE_TO_AUDIOSET
+
+GENRES = tuple(GENRE_TO_AUDIOSET)
+
+
+@pytest.fixture(scope="module")
+def cnn_model():
+    torch.manual_seed(0)
+    return build_model("cnn", GENRES).eval()
+
+
+@pytest.fixture(scope="module")
+def cnn_windows(cnn_model):
+    return reference_windows(cnn_model.frontend_params.sample_rate, cnn_model.window_samples, per_clip=1)
+
+
+def test_export_writes_one_verified_onnx_file_and_its_metadata(cnn_model, cnn_windows, tmp_path):
+    onnx_path, json_path = export_onnx(cnn_model, tmp_path, "tiny", metrics={"cv_track_acc": 0.5},
+                                       training={"epochs": 0}, windows=cnn_windows)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tiny.json", "tiny.onnx"]
+    meta = ModelMeta.load(json_path)
+    assert meta.labels == GENRES and meta.arch == "cnn" and meta.frontend == cnn_model.frontend_params
+    assert meta.window_samples == cnn_model.window_samples == 48000
+    assert meta.metrics["cv_track_acc"] == 0.5 and meta.metrics["cpu_ms_per_window"]["batch8"] > 0
+    assert meta.provenance["parity_max_abs_diff"] <= 1e-4 and meta.provenance["torch"] == torch.__version__
+
+    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    assert [i.name for i in sess.get_inputs()] == ["waveform"] and [o.name for o in sess.get_outputs()] == ["logits"]
+    with torch.no_grad():
+        want = cnn_model(torch.from_numpy(cnn_windows)).numpy()
+    for batch in (1, 3):
+        got = sess.run(None, {"waveform": cnn_windows[:batch]})[0]
+        np.testing.assert_allclose(got, want[:batch], atol=1e-4)
+
+
+class ExportsDifferently(torch.nn.Module):
+    """A backbone whose exported graph adds an offset that eager torch does not: a broken export."""
+
+    def __init__(self, inner):
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, spec):
+        out = self.inner(spec)
+        return out + 0.01 if torch.compiler.is_exporting() else out
+
+
+def test_export_refuses_and_deletes_a_graph_that_disagrees_with_torch(cnn_windows, tmp_path):
+    model = build_model("cnn", GENRES).eval()
+    model.backbone = ExportsDifferently(model.backbone)
+    with pytest.raises(ExportParityError, match="differs from torch"):
+        export_onnx(model, tmp_path, "broken", windows=cnn_windows)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_parity_check_catches_weights_changed_after_export(cnn_windows, tmp_path):
+    model = build_model("cnn", GENRES).eval()
+    onnx_path, _ = export_onnx(model, tmp_path, "drift", windows=cnn_windows)
+    assert check_parity(model, onnx_path, cnn_windows) <= 1e-4
+    with torch.no_grad():
+        model.backbone.fc.bias += 1e-3
+    with pytest.raises(ExportParityError):
+        check_parity(model, onnx_path, cnn_windows)
+
+
+def test_shipped_zero_shot_model_matches_the_torch_network():
+    onnx_path, meta = resolve_model("audioset-zeroshot")
+    model = build_model("audioset-zeroshot", meta.labels).eval()
+    assert meta.frontend == model.frontend_params and "MIT License" in meta.licence
+    assert meta.metrics["zero_shot"]["gtzan-mini"]["whole_clip"]["correct"] == 77
+    windows = reference_windows(meta.sample_rate, meta.window_samples, per_clip=1)
+    assert check_parity(model, onnx_path, windows) <= 1e-4
+    assert json.loads(onnx_path.with_suffix(".json").read_text())["provenance"]["weights"]
+
+
+def test_shipped_mobilenet_is_a_trained_head_with_its_cv_figures_and_licence():
+    onnx_path, meta = resolve_model("mobilenet")
+    _, zero_meta = resolve_model("audioset-zeroshot")
+    assert meta.arch == "mobilenet" and meta.labels == GENRES and meta.frontend == zero_meta.frontend
+    assert "MIT License" in meta.licence and "Florian Schmid" in meta.licence
+    cv = meta.metrics["cv_mean"]
+    assert set(cv) == {"transfer", "zero_shot"} and {"all", "gtzan-mini", "extra-4q"} <= set(cv["transfer"])
+    assert meta.training["data"] == {"extra-4q": 122, "gtzan-mini": 100}
+    windows = reference_windows(meta.sample_rate, meta.window_samples, per_clip=1)
+    trained = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"]).run(None, {"waveform": windows})[0]
+    zero = ort.InferenceSession(str(onnx_path.with_name("audioset-zeroshot.onnx")),
+                                providers=["CPUExecutionProvider"]).run(None, {"waveform": windows})[0]
+    assert trained.shape == zero.shape == (len(windows), len(GENRES)) and np.isfinite(trained).all()
+    assert np.abs(trained - zero).max() > 0.1  # the head was trained, not copied
+
+
+def test_models_from_the_efficientat_weights_carry_its_licence_and_weights_hash(tmp_path):
+    model = build_model("mobilenet", ("metal", "jazz")).eval()
+    windows = reference_windows(model.frontend_params.sample_rate, model.window_samples, per_clip=1)[:2]
+    _, json_path = export_onnx(model, tmp_path, "mn", windows=windows)
+    meta = ModelMeta.load(json_path)
+    assert meta.licence.startswith("MIT License") and "Florian Schmid" in meta.licence
+    assert meta.provenance["weights"]["efficientat-mn04-audioset.pt"].startswith("899a8c62")

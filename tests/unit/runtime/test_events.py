@@ -1,0 +1,50 @@
+"""Event builders match the shipped JSON Schema; the schema rejects malformed events."""
+
+import jsonschema
+import pytest
+
+from streamtag import events
+
+PROBS = {"metal": 0.9, "rock": 0.1}
+
+
+def _genre():
+    return events.genre_event(stream="s", seq=3, t_start=1.0, t_end=4.0, genre="metal", confidence=0.9,
+                              raw_genre="metal", probs=PROBS, latency_ms=12.5, model="m")
+
+
+def _check(topic, event):
+    schema = events.schema()
+    jsonschema.validate(event, schema)
+    jsonschema.validate(event, {"$ref": f"#/$defs/{topic}", "$defs": schema["$defs"]})
+
+
+def test_every_builder_validates_against_its_topic():
+    _check(events.GENRE, _genre())
+    _check(events.CHANGE, events.change_event(_genre(), None))
+    _check(events.STATUS, events.status_event(
+        stream="s", uptime_s=1.0, dropped_samples=0, overflows=0, latency_p50_ms=None, latency_p99_ms=None,
+        windows=0, windows_per_s=0.0, provider="cpu", model="m", published=0, final=True))
+    _check(events.LEVEL, events.level_event(stream="s", t=0.1, rms_dbfs=-20.0, peak_dbfs=-3.0, clipping=False,
+                                            silent=False))
+
+
+@pytest.mark.parametrize("mutate", [
+    lambda e: e.pop("latency_ms"),
+    lambda e: e.update(v=2),
+    lambda e: e.update(confidence=1.5),
+    lambda e: e.update(seq=-1),
+    lambda e: e.update(extra="x"),
+    lambda e: e["probs"].update(jazz="high"),
+])
+def test_schema_rejects_malformed_genre_events(mutate):
+    e = _genre()
+    mutate(e)
+    with pytest.raises(jsonschema.ValidationError):
+        _check(events.GENRE, e)
+
+
+def test_wire_format_round_trip():
+    frame = events.encode(events.GENRE, _genre())
+    assert frame.startswith("streamtag.genre {")
+    assert events.decode(frame) == (events.GENRE, _genre() | {"wall": events.decode(frame)[1]["wall"]})

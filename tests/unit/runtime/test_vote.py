@@ -1,0 +1,76 @@
+"""Vote: ema/soft/hard smoothing, hysteresis (--confirm), silence reset."""
+
+import numpy as np
+import pytest
+
+from streamtag.vote import SILENCE, Vote, rms_dbfs
+
+LABELS = ("a", "b", "c")
+
+
+def p(label, strength=0.8):
+    v = np.full(3, (1 - strength) / 2, dtype=np.float32)
+    v[LABELS.index(label)] = strength
+    return v
+
+
+@pytest.mark.parametrize("mode", ["ema", "soft", "hard"])
+def test_one_window_blip_does_not_change_the_genre(mode):
+    vote = Vote(LABELS, mode=mode, window=3, alpha=0.9, confirm=2)
+    genres = [vote.update(p(x)).genre for x in "aaabaa"]
+    assert genres == ["a"] * 6
+
+
+def test_change_needs_confirm_consecutive_leading_windows():
+    vote = Vote(LABELS, mode="ema", alpha=1.0, confirm=3)
+    verdicts = [vote.update(p(x)) for x in "aabbbb"]
+    assert [v.genre for v in verdicts] == ["a", "a", "a", "a", "b", "b"]
+    assert [v.raw_genre for v in verdicts] == list("aabbbb")
+    assert [v.changed for v in verdicts] == [True, False, False, False, True, False]
+    assert verdicts[4].previous == "a"
+
+
+def test_interrupted_streak_starts_over():
+    vote = Vote(LABELS, mode="ema", alpha=1.0, confirm=2)
+    assert [vote.update(p(x)).genre for x in "abcbb"] == ["a", "a", "a", "a", "b"]
+
+
+def test_hard_vote_reports_vote_share_as_confidence():
+    vote = Vote(LABELS, mode="hard", window=4, confirm=1)
+    for x in "aab":
+        v = vote.update(p(x, 0.5))
+    assert v.genre == "a" and v.confidence == pytest.approx(2 / 3)
+
+
+def test_soft_vote_is_the_mean_of_the_last_n():
+    vote = Vote(LABELS, mode="soft", window=2, confirm=1)
+    vote.update(p("a", 0.9))
+    vote.update(p("b", 0.6))
+    v = vote.update(p("b", 0.6))
+    assert v.genre == "b" and v.confidence == pytest.approx(0.6)
+
+
+def test_silence_resets_and_the_next_window_sets_the_genre_at_once():
+    vote = Vote(LABELS, mode="ema", alpha=0.1, confirm=5)
+    for _ in range(5):
+        vote.update(p("a"))
+    s = vote.silence()
+    assert (s.genre, s.raw_genre, s.changed) == (SILENCE, SILENCE, True)
+    v = vote.update(p("c"))
+    assert v.genre == "c" and v.previous == SILENCE and v.confidence == pytest.approx(0.8)
+
+
+def test_set_mode_restarts_the_vote():
+    vote = Vote(LABELS, mode="ema", alpha=0.1, confirm=9)
+    for _ in range(5):
+        vote.update(p("a"))
+    vote.set_mode("hard")
+    assert vote.update(p("b")).genre == "b"
+    with pytest.raises(ValueError):
+        vote.set_mode("median")
+
+
+def test_rms_dbfs():
+    assert rms_dbfs(np.ones(100, dtype=np.float32)) == pytest.approx(0.0)
+    assert rms_dbfs(np.full(100, 0.1, dtype=np.float32)) == pytest.approx(-20.0)
+    assert rms_dbfs(np.zeros(100, dtype=np.float32)) == pytest.approx(-200.0)

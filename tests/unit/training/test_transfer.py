@@ -1,0 +1,151 @@
+"""Transfer head on cached embeddings: starts at the zero-shot answer, L2-SP, caching, installing; selection."""
+
+import dataclasses
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from streamtag.errors import UsageError
+from training.data import discover
+from training.models import build_model
+from training.models.mobilenet import shared_dir
+from training.splits import Split
+from training.transfer import (GENRES, TIE, EmbeddingHead, TransferConfig, _run_splits, config_from_dict, embed_tracks,
+                               fit_head, run_holdout, select, selection_table)
+
+CFG = TransferConfig(views=1, hop_seconds=6.0, train=dataclasses.replace(TransferConfig().train, epochs=2, batch_size=8))
+TRAIN_BOTH = Split("t", (0, 1), (), ())
+
+
+@pytest.fixture(scope="module")
+def model():
+    return build_model("mobilenet", GENRES).eval()
+
+
+@pytest.fixture(scope="module")
+def tracks():
+    found = discover([shared_dir() / "data/gtzan-mini"], GENRES)
+    return [t for t in found if t.key in ("metal/metal.00000", "classical/classical.00000")]
+
+
+@pytest.fixture(scope="module")
+def embeddings(model, tracks, tmp_path_factory):
+    cache = tmp_path_factory.mktemp("cache")
+    emb = embed_tracks(model, tracks, GENRES, CFG, cache)
+    again = embed_tracks(model, tracks, GENRES, CFG, cache)  # read back from the cache file
+    np.testing.assert_array_equal(again.x, emb.x)
+    assert len(list(cache.glob("embeddings-*.npz"))) == 1
+    return emb
+
+
+def test_embeddings_hold_a_clean_and_an_augmented_view_of_every_window(embeddings):
+    n_clean = int((embeddings.view == 0).sum())
+    assert embeddings.x.shape == (2 * n_clean, 384) and n_clean >= 2 * 4
+    assert set(embeddings.label.tolist()) == {GENRES.index("metal"), GENRES.index("classical")}
+    clean, augmented = embeddings.x[embeddings.view == 0], embeddings.x[embeddings.view == 1]
+    assert not np.allclose(clean, augmented, atol=1e-3)
+
+
+def test_head_starts_at_zero_shot_trains_and_installs(model, embeddings, tmp_path):
+    x = embeddings.select([0, 1], clean=True).tensors[0]
+    head = EmbeddingHead(model)
+    with torch.no_grad():
+        assert float(head.l2sp(1.0)) == 0.0
+        torch.testing.assert_close(head(x), model.backbone.head(x))
+
+    trained, result = fit_head(model, embeddings, TRAIN_BOTH, CFG, tmp_path / "run")
+    trained.eval()
+    target = build_model("mobilenet", GENRES).eval()
+    with torch.no_grad():
+        assert result.best_epoch == 2 and float(trained.l2sp(1.0)) > 0
+        trained.install(target)
+        torch.testing.assert_close(target.backbone.head(x), trained(x))
+
+
+def test_protect_absent_keeps_rows_of_classes_without_training_data(model, embeddings, tmp_path):
+    absent = [i for i, g in enumerate(GENRES) if g not in ("metal", "classical")]
+    start = model.backbone.classifier[5].weight.detach()
+    for protect, same in ((True, True), (False, False)):
+        cfg = dataclasses.replace(CFG, train_part="last", protect_absent=protect)
+        head, _ = fit_head(model, embeddings, TRAIN_BOTH, cfg, tmp_path / str(protect))
+        rows = head.mlp[3].weight.detach()
+        assert torch.equal(rows[absent], start[absent]) is same
+        assert not torch.equal(rows[GENRES.index("metal")], start[GENRES.index("metal")])
+
+
+def test_train_parts_choose_the_trainable_weights(model):
+    last = EmbeddingHead(model, train_part="last")
+    assert not any(p.requires_grad for p in last.mlp[0].parameters())
+    assert all(p.requires_grad for p in last.mlp[3].parameters())
+    bias = EmbeddingHead(model, train_part="bias")
+    assert [n for n, p in bias.named_parameters() if p.requires_grad] == ["mlp.5.bias"]  # the slice keeps the classifier's indices
+    with pytest.raises(ValueError, match="train_part"):
+        EmbeddingHead(model, train_part="all")
+
+
+def test_holdout_of_an_unknown_source_is_a_usage_error(tmp_path):
+    with pytest.raises(UsageError, match="no data source named 'fma'"):
+        run_holdout([shared_dir() / "data/gtzan-mini"], "fma", CFG, tmp_path)
+
+
+def test_cv_folds_keep_validation_and_test_votes_for_selection(model, tracks, embeddings, tmp_path):
+    split = Split("f0", train=(0, 1), valid=(1,), test=(0,))
+    report = _run_splits(model, tracks, embeddings, [split], CFG, tmp_path, "unit")
+    votes = report["folds"][0]["votes"]
+    assert votes["valid"]["transfer"]["track"] == [1] and votes["test"]["zero_shot"]["track"] == [0]
+    assert votes["valid"]["transfer"]["label"] == [GENRES.index(tracks[1].genre)]
+    assert json.loads((tmp_path / "cv.json").read_text())["track_sources"] == ["gtzan-mini"] * 2
+    sel = select([{**report, "run_dir": "r"}])
+    assert [c["name"] for c in sel["candidates"]] == ["zero-shot", "head l2sp 0.1 views 1"]
+    assert config_from_dict(sel["candidates"][1]["config"]) == CFG
+
+
+def _votes(pairs):
+    """``[(track, label, predicted), ...]`` -> votes dict."""
+    return {"track": [p[0] for p in pairs], "label": [p[1] for p in pairs], "soft": [p[2] for p in pairs]}
+
+
+def _report(l2sp, fold_seed, valid_right, test_right):
+    """Two folds of two tracks (labels 0 and 1) each; the head is right on the first ``*_right`` tracks of each."""
+    cfg = dataclasses.asdict(dataclasses.replace(TransferConfig(), l2sp=l2sp, fold_seed=fold_seed))
+    folds = []
+    for f in range(2):
+        def votes(right, base):
+            return _votes([(base + i, i, i if i < right else 1 - i) for i in range(2)])
+        folds.append({"votes": {
+            "valid": {"transfer": votes(valid_right, 4 * f), "zero_shot": votes(1, 4 * f)},
+            "test": {"transfer": votes(test_right, 4 * f + 2), "zero_shot": votes(1, 4 * f + 2)}}})
+    return {"config": cfg, "folds": folds, "track_sources": ["a", "a", "b", "b"] * 2, "run_dir": f"{l2sp}-{fold_seed}"}
+
+
+def test_select_decides_on_validation_votes_never_test_votes():
+    # l2sp 0.01: perfect on validation, wrong on test; l2sp 1: half right on validation, perfect on test
+    reports = [_report(0.01, s, 2, 0) for s in (0, 1)] + [_report(1.0, s, 1, 2) for s in (0, 1)]
+    sel = select(reports)
+    assert sel["chosen"] == "head l2sp 0.01" and sel["chosen_runs"] == ["0.01-0", "0.01-1"]
+    assert sel["chosen_config"]["l2sp"] == 0.01 and sel["fold_seeds"] == [0, 1]
+    by_name = {c["name"]: c for c in sel["candidates"]}
+    assert by_name["head l2sp 0.01"]["valid_macro_acc"] == 1.0 and by_name["head l2sp 0.01"]["test"]["all"]["acc"] == 0.0
+    assert by_name["zero-shot"]["valid_macro_acc"] == 0.5
+    assert sel["nested"]["picks"] == {"head l2sp 0.01": 4} and sel["nested"]["test"]["all"]["acc"] == 0.0
+    assert by_name["head l2sp 1"]["test"]["b"]["acc"] == 1.0
+    assert len(selection_table(sel)) == 2 + 3 + 1
+
+
+def test_select_breaks_near_ties_toward_the_audioset_answer():
+    # every candidate equal on validation: the zero-shot head is closest to AudioSet
+    reports = [_report(0.01, 0, 1, 2), _report(1.0, 0, 1, 2)]
+    assert select(reports)["chosen"] == "zero-shot"
+    assert TIE > 0
+
+
+def test_select_refuses_mismatched_fold_seeds_and_runs_without_validation_votes():
+    with pytest.raises(UsageError, match="fold seeds"):
+        select([_report(0.01, 0, 1, 1), _report(0.01, 1, 1, 1), _report(1.0, 0, 1, 1)])
+    old = _report(0.1, 0, 1, 1)
+    for fold in old["folds"]:
+        del fold["votes"]["valid"]
+    with pytest.raises(UsageError, match="no validation votes"):
+        select([old])
