@@ -28,7 +28,9 @@ def load_run(run_dir: str | Path) -> dict[str, Any]:
             except (OSError, json.JSONDecodeError) as exc:
                 raise UsageError(f"{f}: unreadable ({exc})") from None
             if name == "summary.json":
-                data = {**aggregate([data], labels=[]), "arch": data.get("arch")}
+                cfg = d / "config.json"
+                labels = json.loads(cfg.read_text()).get("labels", []) if cfg.is_file() else []
+                data = {**aggregate([data], labels), "arch": data.get("arch")}
             data["run"] = d.name
             return data
     raise UsageError(f"{d}: no cv.json or summary.json (not a finished run folder)")

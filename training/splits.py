@@ -178,19 +178,9 @@ def csv_split(tracks: Sequence[Track], path: str | Path) -> list[Split]:
     return [Split(s.name, tuple(i for i in s.train if fold_of[i] >= 0), s.valid, s.test) for s in splits]
 
 
-def all_tracks_split(tracks: Sequence[Track], valid_fraction: float = 0.0, seed: int = 0) -> Split:
-    """Final-model split: everything trains; optionally a stratified validation slice (no test)."""
-    idx = np.arange(len(tracks))
-    if valid_fraction <= 0:
-        return Split("all", tuple(int(i) for i in idx), (), ())
-    rng = np.random.default_rng(seed)
-    valid: list[int] = []
-    for g in sorted({t.genre for t in tracks}):
-        members = idx[[t.genre == g for t in tracks]]
-        n = int(round(len(members) * valid_fraction))
-        valid += rng.choice(members, size=n, replace=False).tolist() if n else []
-    vs = set(valid)
-    return Split("all", tuple(int(i) for i in idx if i not in vs), tuple(sorted(vs)), ())
+def all_tracks_split(tracks: Sequence[Track]) -> Split:
+    """Final-model split: every track trains; no validation, no test."""
+    return Split("all", tuple(range(len(tracks))), (), ())
 
 
 def make_splits(tracks: Sequence[Track], kind: str, folds: int = 5, seed: int = 0,

@@ -39,10 +39,12 @@ class TrainConfig:
     """Optimisation settings."""
 
     epochs: int = 30
+    """Length of the one-cycle schedule (early stopping may end sooner)."""
     batch_size: int = 32
     lr: float = 1e-3
     """Peak learning rate of the one-cycle schedule."""
     weight_decay: float = 1e-2
+    """AdamW decoupled weight decay."""
     grad_clip: float = 5.0
     """Max global gradient norm (0 = off)."""
     patience: int = 8
@@ -50,7 +52,9 @@ class TrainConfig:
     pct_start: float = 0.3
     """Share of steps spent warming up."""
     label_smoothing: float = 0.0
+    """Share of each one-hot target spread over all classes."""
     seed: int = 0
+    """Seeds weights, shuffling, crops and augmentation (per epoch)."""
     amp: bool = True
     """Mixed precision; only ever used on CUDA."""
     device: str = "auto"

@@ -157,6 +157,18 @@ def embed_tracks(model: GenreNet, tracks: Sequence[Track], labels: Sequence[str]
     return emb
 
 
+def exclude_classes(logits: torch.Tensor, excluded: torch.Tensor, margin: float = 30.0) -> torch.Tensor:
+    """Take the ``excluded`` classes out of a softmax cross-entropy: no gradient to them, no rivalry.
+
+    Their logits become the log-sum-exp of the others minus ``margin``, so their log-probabilities
+    are constant: any target mass on them (label smoothing spreads some over every class) adds a
+    constant to the loss instead of pushing every other logit down, and the gradient is that of a
+    softmax over the remaining classes alone.
+    """
+    floor = logits[:, ~excluded].logsumexp(dim=1, keepdim=True) - margin
+    return torch.where(excluded, floor, logits)
+
+
 class EmbeddingHead(nn.Module):
     """A trainable copy of a mobilenet GenreNet's MLP head, acting on embeddings."""
 
@@ -175,8 +187,8 @@ class EmbeddingHead(nn.Module):
 
     def forward(self, emb: torch.Tensor) -> torch.Tensor:
         logits = self.mlp(emb)
-        if self.training and self.frozen.any():  # out of the training softmax: no gradient, no rivalry
-            logits = logits.masked_fill(self.frozen, -1e4)
+        if self.training and self.frozen.any():
+            logits = exclude_classes(logits, self.frozen)
         return logits
 
     def l2sp(self, strength: float) -> torch.Tensor:
@@ -382,6 +394,10 @@ def _mean(items: Sequence[Any]) -> Any:
     return float(np.mean(items))
 
 
+def _macro(votes: dict[str, Sequence[int]]) -> float:
+    return scores(np.asarray(votes["label"]), np.asarray(votes["soft"]), GENRES)["macro_recall"]
+
+
 def _pool_votes(parts: Sequence[dict[str, Sequence[int]]]) -> dict[str, list[int]]:
     return {k: [x for p in parts for x in p[k]] for k in ("track", "label", "soft")}
 
@@ -426,11 +442,7 @@ def select(reports: Sequence[dict[str, Any]]) -> dict[str, Any]:
     for s in seeds:
         parts = []
         for i in range(len(cands[0]["folds"][s])):
-            def fold_score(c: dict[str, Any]) -> tuple[float, tuple[int, float]]:
-                v = c["folds"][s][i]["valid"]
-                return scores(np.asarray(v["label"]), np.asarray(v["soft"]), GENRES)["macro_recall"], \
-                    tuple(-x for x in _closeness(c["config"]))
-            pick = max(cands, key=fold_score)
+            pick = max(cands, key=lambda c: (_macro(c["folds"][s][i]["valid"]), [-x for x in _closeness(c["config"])]))
             picks.append(pick["name"])
             parts.append(pick["folds"][s][i]["test"])
         nested.append(_by_source(_pool_votes(parts), sources))
@@ -481,6 +493,9 @@ def train_final(data: Sequence[str | Path], cfg: TransferConfig, run_dir: str | 
         metrics["cv_track_acc"] = metrics["cv_mean"]["transfer"]["all"]["track_acc"]
         metrics["cv_track_macro_acc"] = metrics["cv_mean"]["transfer"]["all"]["track_macro_acc"]
     if selection:
+        metrics["protocol"] += ("; the config was chosen on validation folds only (selection.rule); cv_* are the "
+                                "pooled test-fold figures of that config, selection.nested_test estimates choosing "
+                                "among the candidates and training, fold by fold")
         metrics["selection"] = {
             "rule": selection["rule"], "chosen": selection["chosen"], "fold_seeds": selection["fold_seeds"],
             "nested_test": {src: {k: v[k] for k in ("acc", "macro_acc")} for src, v in
@@ -558,6 +573,7 @@ def main(argv: list[str] | None = None) -> int:
             if not args.cv:
                 raise UsageError("select needs --cv RUN (repeat)")
             sel = select([{**_read_json(Path(run) / "cv.json"), "run_dir": run} for run in args.cv])
+            Path(args.out).mkdir(parents=True, exist_ok=True)
             write_json(sel, Path(args.out) / "selection.json")
             print("\n".join(selection_table(sel)))
         else:

@@ -93,6 +93,9 @@ def test_shipped_mobilenet_is_a_trained_head_with_its_cv_figures_and_licence():
     cv = meta.metrics["cv_mean"]
     assert set(cv) == {"transfer", "zero_shot"} and {"all", "gtzan-mini", "extra-4q"} <= set(cv["transfer"])
     assert meta.training["data"] == {"extra-4q": 122, "gtzan-mini": 100}
+    selection = meta.metrics["selection"]  # chosen on validation folds, with a nested test estimate
+    assert "test folds are never consulted" in selection["rule"] and "zero-shot" in selection["candidates"]
+    assert selection["chosen"] in selection["candidates"] and {"all", "extra-4q"} <= set(selection["nested_test"])
     windows = reference_windows(meta.sample_rate, meta.window_samples, per_clip=1)
     trained = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"]).run(None, {"waveform": windows})[0]
     zero = ort.InferenceSession(str(onnx_path.with_name("audioset-zeroshot.onnx")),

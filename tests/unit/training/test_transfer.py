@@ -13,7 +13,7 @@ from training.models import build_model
 from training.models.mobilenet import shared_dir
 from training.splits import Split
 from training.transfer import (GENRES, TIE, EmbeddingHead, TransferConfig, _run_splits, config_from_dict, embed_tracks,
-                               fit_head, run_holdout, select, selection_table)
+                               exclude_classes, fit_head, run_holdout, select, selection_table)
 
 CFG = TransferConfig(views=1, hop_seconds=6.0, train=dataclasses.replace(TransferConfig().train, epochs=2, batch_size=8))
 TRAIN_BOTH = Split("t", (0, 1), (), ())
@@ -149,3 +149,21 @@ def test_select_refuses_mismatched_fold_seeds_and_runs_without_validation_votes(
         del fold["votes"]["valid"]
     with pytest.raises(UsageError, match="no validation votes"):
         select([old])
+
+
+def test_excluded_classes_leave_a_smoothed_loss_over_the_other_classes_alone():
+    # label smoothing puts target mass on an excluded class: it must not push the other logits down
+    torch.manual_seed(0)
+    z = torch.randn(5, 4, requires_grad=True)
+    excluded = torch.tensor([False, False, True, False])
+    y = torch.tensor([0, 1, 3, 0, 1])
+    target = torch.nn.functional.one_hot(y, 4).float() * 0.8 + 0.2 / 4
+    loss = -(target * torch.log_softmax(exclude_classes(z, excluded), dim=1)).sum(1).mean()
+    (grad,) = torch.autograd.grad(loss, z)
+    active = ~excluded
+    ref_z = z.detach()[:, active].clone().requires_grad_(True)
+    ref = -(target[:, active] * torch.log_softmax(ref_z, dim=1)).sum(1).mean()
+    (ref_grad,) = torch.autograd.grad(ref, ref_z)
+    torch.testing.assert_close(grad[:, active], ref_grad)
+    assert torch.equal(grad[:, 2], torch.zeros(5)) and abs(float(grad[:, active].sum())) < 1e-6
+    assert (exclude_classes(z, excluded).argmax(1) != 2).all()
