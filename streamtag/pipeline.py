@@ -2,7 +2,7 @@
 
 The source writes into the capture ring on its own thread (or PortAudio's); one worker thread
 does everything after it, so the vote, the segments and the counters have a single writer.
-See ``/work/notes/pipeline-api.md`` (README: "Pipeline API") for the contract with the TUI.
+The TUI (:mod:`streamtag.tui`) drives a run only through the public methods of :class:`Pipeline`.
 """
 
 from __future__ import annotations
