@@ -5,7 +5,8 @@ view (windows at a fixed hop, for validation and testing) and ``views`` augmente
 window starts, gain/noise on the wave, SpecAugment masks on the log-mel) for training. The head
 (``Linear-Hardswish-Dropout-Linear``) starts from the AudioSet classifier rows of the genres and is
 pulled back toward them by an L2-SP penalty, so genres or artists the data lack keep the AudioSet
-answer. Training runs through :class:`training.trainer.Trainer`, scoring through
+answer; the rows of genres the data know from too few artists (``protect_below``) are not trained
+at all. Training runs through :class:`training.trainer.Trainer`, scoring through
 :func:`training.evaluate.evaluate`.
 
 ``python -m training.transfer cv --data DIR ...`` cross-validates (artist-grouped folds) against
@@ -65,10 +66,15 @@ class TransferConfig:
     """Strength of the pull toward the AudioSet weights: ``l2sp * sum((w - w0)^2)``."""
     balance: bool = True
     """Class-balanced sampling of training windows."""
-    protect_absent: bool = True
-    """Leave classes with no training windows out of the training softmax, so their output rows keep
-    their AudioSet values and the others are not trained to beat them (in a CV fold a one-artist
-    genre has no training windows; in a final model on all clips this changes nothing)."""
+    protect_below: int = 1
+    """Leave classes whose training tracks come from fewer than this many artists out of the training
+    softmax, so their output rows keep their AudioSet values and the others are not trained to beat
+    them. 1 protects only classes with no training data (in a CV fold, a one-artist genre whose artist
+    is tested); a larger value also keeps genres the data know from one or a few artists only (a row
+    trained on one artist learns that artist, not the genre); 0 trains every row."""
+    protect_rival: bool = False
+    """Keep the protected rows in the training softmax as fixed rivals (no gradient to them), so the
+    trained rows learn to give way on those genres' windows; False takes them out of it."""
     folds: int = 5
     seed: int = 0
     """Seed of the augmented views and of training."""
@@ -170,7 +176,11 @@ def exclude_classes(logits: torch.Tensor, excluded: torch.Tensor, margin: float 
 
 
 class EmbeddingHead(nn.Module):
-    """A trainable copy of a mobilenet GenreNet's MLP head, acting on embeddings."""
+    """A trainable copy of a mobilenet GenreNet's MLP head, acting on embeddings.
+
+    Rows marked in ``frozen`` (protected genres) always give the AudioSet head's own logits, read from
+    the AudioSet hidden layer even where the trained copy's hidden layer has moved.
+    """
 
     def __init__(self, model: GenreNet, train_part: str = "head"):
         super().__init__()
@@ -184,11 +194,19 @@ class EmbeddingHead(nn.Module):
             self.mlp[3].weight.requires_grad_(False)
         self.start = [p.detach().clone() for p in self.mlp.parameters()]
         self.register_buffer("frozen", torch.zeros(len(self.labels), dtype=torch.bool), persistent=False)
+        self.rival = False
+
+    def audioset_logits(self, emb: torch.Tensor) -> torch.Tensor:
+        """The untrained head's logits (no dropout)."""
+        w1, b1, w2, b2 = self.start
+        return nn.functional.linear(nn.functional.hardswish(nn.functional.linear(emb, w1, b1)), w2, b2)
 
     def forward(self, emb: torch.Tensor) -> torch.Tensor:
         logits = self.mlp(emb)
-        if self.training and self.frozen.any():
-            logits = exclude_classes(logits, self.frozen)
+        if self.frozen.any():
+            logits = torch.where(self.frozen, self.audioset_logits(emb), logits)
+            if self.training and not self.rival:
+                logits = exclude_classes(logits, self.frozen)
         return logits
 
     def l2sp(self, strength: float) -> torch.Tensor:
@@ -197,9 +215,31 @@ class EmbeddingHead(nn.Module):
                               if p.requires_grad)
 
     def install(self, model: GenreNet) -> None:
-        """Copy the trained head into ``model``'s classifier."""
-        for dst, src in zip(model.backbone.classifier[2:], self.mlp):
-            dst.load_state_dict(src.state_dict())
+        """Put the trained head into ``model``'s classifier, computing what :meth:`forward` computes.
+
+        When the hidden layer was trained and some rows are protected, the hidden layer becomes the
+        trained and the AudioSet one side by side (twice as wide) and each output row reads its own half.
+        """
+        first, last = self.mlp[0], self.mlp[3]
+        w1, b1, w2, b2 = self.start
+        if self.frozen.any() and not torch.equal(first.weight, w1):
+            n = first.out_features
+            first = nn.Linear(first.in_features, 2 * n)
+            last = nn.Linear(2 * n, len(self.labels))
+            with torch.no_grad():
+                first.weight.copy_(torch.cat([self.mlp[0].weight, w1]))
+                first.bias.copy_(torch.cat([self.mlp[0].bias, b1]))
+                last.weight.zero_()
+                last.weight[~self.frozen, :n] = self.mlp[3].weight[~self.frozen]
+                last.weight[self.frozen, n:] = w2[self.frozen]
+                last.bias.copy_(torch.where(self.frozen, b2, self.mlp[3].bias))
+        else:
+            first, last = copy.deepcopy(first), copy.deepcopy(last)
+            with torch.no_grad():
+                last.weight.copy_(torch.where(self.frozen[:, None], w2, last.weight))
+                last.bias.copy_(torch.where(self.frozen, b2, last.bias))
+        classifier = model.backbone.classifier
+        classifier[2], classifier[5] = first.requires_grad_(True), last.requires_grad_(True)
 
 
 def _train_loader(data: TensorDataset, cfg: TransferConfig, n_classes: int) -> DataLoader:
@@ -217,13 +257,26 @@ def _eval_loader(data: TensorDataset) -> DataLoader:
     return DataLoader(data, batch_size=1024, shuffle=False)
 
 
-def fit_head(model: GenreNet, emb: Embeddings, split: Split, cfg: TransferConfig, run_dir: Path) -> tuple[EmbeddingHead, Any]:
+def thin_classes(tracks: Sequence[Track], train: Sequence[int], labels: Sequence[str], min_artists: int) -> list[str]:
+    """Labels whose tracks among ``train`` come from fewer than ``min_artists`` artists (groups)."""
+    artists: dict[str, set[str]] = {label: set() for label in labels}
+    for i in train:
+        artists[tracks[i].genre].add(tracks[i].group)
+    return [label for label in labels if len(artists[label]) < min_artists]
+
+
+def fit_head(model: GenreNet, tracks: Sequence[Track], emb: Embeddings, split: Split, cfg: TransferConfig,
+             run_dir: Path) -> tuple[EmbeddingHead, Any]:
     """Train a head on ``split.train``'s augmented views, early stopping on ``split.valid``'s clean windows."""
     torch.manual_seed(cfg.seed)
     head = EmbeddingHead(model, cfg.train_part)
     train = emb.select(split.train, clean=False)
-    if cfg.protect_absent:
-        head.frozen[:] = torch.bincount(train.tensors[1], minlength=len(model.labels)) == 0
+    thin = thin_classes(tracks, split.train, model.labels, cfg.protect_below)
+    head.frozen[:] = torch.tensor([label in thin for label in model.labels])
+    head.rival = cfg.protect_rival
+    if thin:
+        log.info("%s: rows kept at AudioSet (fewer than %d training artists): %s", split.name, cfg.protect_below,
+                 ", ".join(thin))
     trainer = Trainer(head, cfg.train, run_dir, cfg.augment.waveform_off(), n_classes=len(model.labels),
                       regulariser=lambda m: m.l2sp(cfg.l2sp))
     valid = _eval_loader(emb.select(split.valid, clean=True)) if split.valid else None
@@ -269,7 +322,7 @@ def _run_splits(model: GenreNet, tracks: Sequence[Track], emb: Embeddings, split
     zero_shot = EmbeddingHead(model)
     trained, untrained, folds = [], [], []
     for split in splits:
-        head, result = fit_head(model, emb, split, cfg, run_dir / split.name)
+        head, result = fit_head(model, tracks, emb, split, cfg, run_dir / split.name)
         test = _eval_loader(emb.select(split.test, clean=True))
         trained.append(predict(head, test))
         untrained.append(predict(zero_shot, test))
@@ -361,7 +414,7 @@ SELECTION_RULE = (
     "candidates: the zero-shot head and every head config given; metric: validation macro track accuracy (soft "
     "vote), pooled over the validation folds of a fold assignment and averaged over fold assignments; the "
     f"highest wins, ties within {TIE} go to the candidate closer to AudioSet (zero-shot, then bias, last, head; "
-    "then the stronger L2-SP); test folds are never consulted. Nested estimate: within each outer fold the "
+    "then more rows kept at AudioSet; then the stronger L2-SP); test folds are never consulted. Nested estimate: within each outer fold the "
     "candidate with the best macro accuracy on that fold's validation fold is picked, its test-fold votes pooled")
 
 
@@ -377,14 +430,16 @@ def config_name(d: dict[str, Any] | None) -> str:
     name = f"{d['train_part']} l2sp {d['l2sp']:g}"
     extras = {"views": (d["views"], TransferConfig.views), "mixup": (d["augment"]["mixup_alpha"], 0.0),
               "smooth": (d["train"]["label_smoothing"], 0.0), "balance": (d["balance"], True),
-              "protect": (d["protect_absent"], True)}
+              "protect": (d["protect_below"], 1), "rival": (d.get("protect_rival", False), False)}
     return name + "".join(f" {k} {v:g}" if not isinstance(v, bool) else f" {k} {v}"
                           for k, (v, default) in extras.items() if v != default)
 
 
-def _closeness(d: dict[str, Any] | None) -> tuple[int, float]:
+def _closeness(d: dict[str, Any] | None) -> tuple[int, int, float]:
     """Sort key: smaller = closer to the AudioSet answer."""
-    return (-1, 0.0) if d is None else (("bias", "last", "head").index(d["train_part"]), -d["l2sp"])
+    if d is None:
+        return (-1, 0, 0.0)
+    return (("bias", "last", "head").index(d["train_part"]), -d["protect_below"], -d["l2sp"])
 
 
 def _mean(items: Sequence[Any]) -> Any:
@@ -413,6 +468,7 @@ def select(reports: Sequence[dict[str, Any]]) -> dict[str, Any]:
     for r in reports:
         if any("votes" not in f or "valid" not in f["votes"] for f in r["folds"]):
             raise UsageError(f"{r.get('run_dir', 'a run')}: no validation votes (re-run it with this version)")
+        r = {**r, "config": asdict(config_from_dict(r["config"]))}  # fields added since the run: their defaults
         key = json.dumps({k: v for k, v in r["config"].items() if k != "fold_seed"}, sort_keys=True)
         groups.setdefault(key, []).append(r)
     by_seed = {key: {r["config"]["fold_seed"]: r for r in runs} for key, runs in groups.items()}
@@ -504,11 +560,14 @@ def train_final(data: Sequence[str | Path], cfg: TransferConfig, run_dir: str | 
             "candidates": {c["name"]: {"valid_macro_acc": c["valid_macro_acc"], "valid_acc": c["valid"]["all"]["acc"],
                                        "test_acc": c["test"]["all"]["acc"], "test_macro_acc": c["test"]["all"]["macro_acc"]}
                            for c in selection["candidates"]}}
-    head, result = fit_head(model, emb, all_tracks_split(tracks), cfg, Path(run_dir))
+    head, result = fit_head(model, tracks, emb, all_tracks_split(tracks), cfg, Path(run_dir))
     head.install(model)
     model.eval()
+    thin = thin_classes(tracks, range(len(tracks)), GENRES, cfg.protect_below)
     training = {"method": "frozen AudioSet mn04 backbone; MLP head started from the AudioSet genre rows and "
-                          "trained on cached embeddings of augmented 3-s windows with an L2-SP pull toward them",
+                          "trained on cached embeddings of augmented 3-s windows with an L2-SP pull toward them; "
+                          f"output rows kept at AudioSet for genres with fewer than {cfg.protect_below} artists in the "
+                          f"data: {', '.join(thin) or 'none'}",
                 "data": {src: sum(t.source == src for t in tracks) for src in sorted({t.source for t in tracks})},
                 "windows": int((emb.view > 0).sum()), "epochs": cfg.train.epochs, "seconds": round(result.seconds, 1),
                 "config": asdict(cfg)}
@@ -537,8 +596,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--mixup", type=float, default=0.0, help="mixup alpha on embeddings (0 = off)")
     ap.add_argument("--label-smoothing", type=float, default=0.0)
     ap.add_argument("--no-balance", action="store_true", help="sample windows without class balancing")
-    ap.add_argument("--no-protect-absent", action="store_true",
-                    help="train every output row, even of classes without training windows")
+    ap.add_argument("--protect-below", type=int, default=TransferConfig.protect_below, metavar="N",
+                    help="keep the AudioSet rows of genres with fewer than N training artists (0: train every row)")
+    ap.add_argument("--protect-rival", action="store_true",
+                    help="keep the protected rows in the training softmax as fixed rivals")
     ap.add_argument("--max-folds", type=int)
     ap.add_argument("--fold-seed", type=int, default=0, help="(cv) seed of the fold assignment")
     ap.add_argument("--test-source", help="(holdout) data source (folder name) to test on, training on the others")
@@ -555,7 +616,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)  # one core per job: the machine's two cores are shared
     base = TransferConfig()
     cfg = replace(base, views=args.views, l2sp=args.l2sp, train_part=args.train_part, balance=not args.no_balance,
-                  protect_absent=not args.no_protect_absent, fold_seed=args.fold_seed,
+                  protect_below=args.protect_below, protect_rival=args.protect_rival, fold_seed=args.fold_seed,
                   augment=replace(base.augment, mixup_alpha=args.mixup, mixup_prob=0.5 if args.mixup else 0.0),
                   train=replace(base.train, epochs=args.epochs, lr=args.lr, label_smoothing=args.label_smoothing))
     try:

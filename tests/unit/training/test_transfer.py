@@ -2,18 +2,20 @@
 
 import dataclasses
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from streamtag.errors import UsageError
-from training.data import discover
+from training.data import Track, discover
 from training.models import build_model
 from training.models.mobilenet import shared_dir
 from training.splits import Split
 from training.transfer import (GENRES, TIE, EmbeddingHead, TransferConfig, _run_splits, config_from_dict, embed_tracks,
-                               exclude_classes, fit_head, run_holdout, select, selection_table)
+                               exclude_classes, fit_head, run_holdout, select, selection_table,
+                               thin_classes)
 
 CFG = TransferConfig(views=1, hop_seconds=6.0, train=dataclasses.replace(TransferConfig().train, epochs=2, batch_size=8))
 TRAIN_BOTH = Split("t", (0, 1), (), ())
@@ -48,31 +50,54 @@ def test_embeddings_hold_a_clean_and_an_augmented_view_of_every_window(embedding
     assert not np.allclose(clean, augmented, atol=1e-3)
 
 
-def test_head_starts_at_zero_shot_trains_and_installs(model, embeddings, tmp_path):
+def test_head_starts_at_zero_shot_trains_and_installs(model, tracks, embeddings, tmp_path):
     x = embeddings.select([0, 1], clean=True).tensors[0]
     head = EmbeddingHead(model)
     with torch.no_grad():
         assert float(head.l2sp(1.0)) == 0.0
         torch.testing.assert_close(head(x), model.backbone.head(x))
 
-    trained, result = fit_head(model, embeddings, TRAIN_BOTH, CFG, tmp_path / "run")
+    trained, result = fit_head(model, tracks, embeddings, TRAIN_BOTH, CFG, tmp_path / "run")
     trained.eval()
     target = build_model("mobilenet", GENRES).eval()
     with torch.no_grad():
         assert result.best_epoch == 2 and float(trained.l2sp(1.0)) > 0
         trained.install(target)
         torch.testing.assert_close(target.backbone.head(x), trained(x))
+        # the genres without training data (protected) read the AudioSet hidden layer beside the trained one
+        absent = [i for i, g in enumerate(GENRES) if g not in ("metal", "classical")]
+        assert target.backbone.classifier[2].out_features == 2 * model.backbone.classifier[2].out_features
+        torch.testing.assert_close(target.backbone.head(x)[:, absent], model.backbone.head(x)[:, absent])
+        assert not torch.allclose(target.backbone.head(x)[:, GENRES.index("metal")],
+                                  model.backbone.head(x)[:, GENRES.index("metal")])
 
 
-def test_protect_absent_keeps_rows_of_classes_without_training_data(model, embeddings, tmp_path):
-    absent = [i for i, g in enumerate(GENRES) if g not in ("metal", "classical")]
+def test_protection_keeps_rows_of_genres_with_too_few_training_artists(model, tracks, embeddings, tmp_path):
     start = model.backbone.classifier[5].weight.detach()
-    for protect, same in ((True, True), (False, False)):
-        cfg = dataclasses.replace(CFG, train_part="last", protect_absent=protect)
-        head, _ = fit_head(model, embeddings, TRAIN_BOTH, cfg, tmp_path / str(protect))
+    metal = GENRES.index("metal")
+    absent = [i for i, g in enumerate(GENRES) if g not in ("metal", "classical")]
+    # 1: only genres without training data keep their rows; 0: every row trains; 2: one-artist genres keep theirs too
+    metal_rows = {}
+    # rival: the kept rows stay in the softmax as fixed rivals, still untouched
+    for below, rival, kept, trained in ((1, False, absent, [metal]), (0, False, [], [metal, *absent]),
+                                        (2, False, list(range(len(GENRES))), []), (1, True, absent, [metal])):
+        cfg = dataclasses.replace(CFG, train_part="last", protect_below=below, protect_rival=rival)
+        head, _ = fit_head(model, tracks, embeddings, TRAIN_BOTH, cfg, tmp_path / f"{below}{rival}")
         rows = head.mlp[3].weight.detach()
-        assert torch.equal(rows[absent], start[absent]) is same
-        assert not torch.equal(rows[GENRES.index("metal")], start[GENRES.index("metal")])
+        assert all(torch.equal(rows[i], start[i]) for i in kept)
+        assert not any(torch.equal(rows[i], start[i]) for i in trained)
+        metal_rows[below, rival] = rows[metal]
+    assert not torch.allclose(metal_rows[1, False], metal_rows[1, True])  # rivals change what metal learns
+
+
+def test_thin_classes_counts_distinct_artists_in_the_training_tracks():
+    def track(genre, group):
+        return Track(Path(f"{genre}.wav"), genre, "src", f"src:{group}", f"{genre}/x")
+    tracks = [track("rock", "a"), track("rock", "a"), track("pop", "b"), track("pop", "c"), track("jazz", "d")]
+    labels = ("jazz", "pop", "rock", "disco")
+    assert thin_classes(tracks, range(5), labels, 2) == ["jazz", "rock", "disco"]
+    assert thin_classes(tracks, [0, 2, 3], labels, 1) == ["jazz", "disco"]
+    assert thin_classes(tracks, range(5), labels, 0) == []
 
 
 def test_train_parts_choose_the_trainable_weights(model):
