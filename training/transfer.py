@@ -414,8 +414,9 @@ SELECTION_RULE = (
     "candidates: the zero-shot head and every head config given; metric: validation macro track accuracy (soft "
     "vote), pooled over the validation folds of a fold assignment and averaged over fold assignments; the "
     f"highest wins, ties within {TIE} go to the candidate closer to AudioSet (zero-shot, then bias, last, head; "
-    "then more rows kept at AudioSet; then the stronger L2-SP); test folds are never consulted. Nested estimate: within each outer fold the "
-    "candidate with the best macro accuracy on that fold's validation fold is picked, its test-fold votes pooled")
+    "then more rows kept at AudioSet; then the stronger L2-SP); test folds are never consulted. Nested estimate: "
+    "within each outer fold the candidate with the best macro accuracy on that fold's validation fold is picked, "
+    "its test-fold votes pooled")
 
 
 def config_from_dict(d: dict[str, Any]) -> TransferConfig:
@@ -430,7 +431,7 @@ def config_name(d: dict[str, Any] | None) -> str:
     name = f"{d['train_part']} l2sp {d['l2sp']:g}"
     extras = {"views": (d["views"], TransferConfig.views), "mixup": (d["augment"]["mixup_alpha"], 0.0),
               "smooth": (d["train"]["label_smoothing"], 0.0), "balance": (d["balance"], True),
-              "protect": (d["protect_below"], 1), "rival": (d.get("protect_rival", False), False)}
+              "protect": (d["protect_below"], 1), "rival": (d["protect_rival"], False)}
     return name + "".join(f" {k} {v:g}" if not isinstance(v, bool) else f" {k} {v}"
                           for k, (v, default) in extras.items() if v != default)
 
@@ -563,7 +564,7 @@ def train_final(data: Sequence[str | Path], cfg: TransferConfig, run_dir: str | 
     head, result = fit_head(model, tracks, emb, all_tracks_split(tracks), cfg, Path(run_dir))
     head.install(model)
     model.eval()
-    thin = thin_classes(tracks, range(len(tracks)), GENRES, cfg.protect_below)
+    thin = [label for label, kept in zip(GENRES, head.frozen.tolist()) if kept]
     training = {"method": "frozen AudioSet mn04 backbone; MLP head started from the AudioSet genre rows and "
                           "trained on cached embeddings of augmented 3-s windows with an L2-SP pull toward them; "
                           f"output rows kept at AudioSet for genres with fewer than {cfg.protect_below} artists in the "
