@@ -71,27 +71,25 @@ def _test_folds(splitter, y: np.ndarray, groups: np.ndarray | None) -> list[np.n
             raise UsageError(f"cannot make {splitter.get_n_splits()} folds of this data: {exc}") from None
 
 
+def _kfold(splitter, tracks: Sequence[Track], groups: np.ndarray | None, k: int, prefix: str) -> list[Split]:
+    y = np.array([t.genre for t in tracks])
+    fold_of = np.empty(len(tracks), dtype=int)
+    for i, test in enumerate(_test_folds(splitter, y, groups)):
+        fold_of[test] = i
+    return _folds_to_splits(fold_of, k, prefix)
+
+
 def stratified_kfold(tracks: Sequence[Track], k: int, seed: int = 0) -> list[Split]:
     """Genre-stratified k-fold over tracks (ignores artists)."""
     _check_k(k, len(tracks), "tracks")
-    y = np.array([t.genre for t in tracks])
-    fold_of = np.empty(len(tracks), dtype=int)
-    skf = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
-    for i, test in enumerate(_test_folds(skf, y, None)):
-        fold_of[test] = i
-    return _folds_to_splits(fold_of, k, "strat")
+    return _kfold(StratifiedKFold(n_splits=k, shuffle=True, random_state=seed), tracks, None, k, "strat")
 
 
 def group_kfold(tracks: Sequence[Track], k: int, seed: int = 0) -> list[Split]:
     """Genre-stratified k-fold where an artist group never spans two folds."""
     groups = np.array([t.group for t in tracks])
     _check_k(k, len(set(groups.tolist())), "artist groups")
-    y = np.array([t.genre for t in tracks])
-    fold_of = np.empty(len(tracks), dtype=int)
-    sgkf = StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed)
-    for i, test in enumerate(_test_folds(sgkf, y, groups)):
-        fold_of[test] = i
-    return _folds_to_splits(fold_of, k, "group")
+    return _kfold(StratifiedGroupKFold(n_splits=k, shuffle=True, random_state=seed), tracks, groups, k, "group")
 
 
 def _read_list(path: Path) -> list[str]:
