@@ -59,6 +59,10 @@ class FrontEnd:
     """Normalisation ``(logmel + norm_shift) / norm_scale``."""
     norm_scale: float = 5.0
     """See ``norm_shift``."""
+    resampled_to: int = 0
+    """When non-zero, the power spectrum is weighted by the magnitude response of the runtime's resampler
+    (soxr HQ) from ``sample_rate`` down to this rate: a network trained on audio at that lower rate then
+    sees the same band edge while the graph reads ``sample_rate`` audio. 0: no weighting."""
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "FrontEnd":

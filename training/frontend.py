@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from streamtag.audio import resample
 from streamtag.modelmeta import FrontEnd
 
 
@@ -21,14 +22,41 @@ def analysis_window(p: FrontEnd) -> torch.Tensor:
     return torch.hann_window(p.win_length, periodic=p.window == "hann_periodic", dtype=torch.float32)
 
 
+def resampler_power_response(p: FrontEnd) -> np.ndarray:
+    """``|H(f)|^2`` at each FFT bin of the soxr resampler from ``p.sample_rate`` to ``p.resampled_to``.
+
+    Measured on the resampler itself (one steady sine per bin, output/input RMS), so it is exactly
+    the filter :func:`streamtag.audio.resample` applies; 0 at and above the lower rate's Nyquist.
+    """
+    n_bins, rate, low = p.n_fft // 2 + 1, p.sample_rate, p.resampled_to
+    seconds, edge = 0.5, int(0.05 * low)  # steady part: drop the filter's start-up and tail
+    t = np.arange(int(seconds * rate)) / rate
+    gain = np.zeros(n_bins)
+    for k in range(n_bins):
+        f = k * rate / p.n_fft
+        if f >= low / 2:
+            break
+        y = resample(np.cos(2 * np.pi * f * t).astype(np.float32), rate, low)[edge:-edge]
+        ref = np.cos(2 * np.pi * f * np.arange(len(y) + 2 * edge) / low)[edge:-edge]
+        gain[k] = np.mean(y.astype(np.float64) ** 2) / np.mean(ref ** 2)
+    return gain
+
+
 def mel_filterbank(p: FrontEnd) -> np.ndarray:
     """Mel filter bank ``(n_mels, n_fft // 2 + 1)`` for power spectra.
+
+    With ``p.resampled_to`` the bank also carries :func:`resampler_power_response`.
 
     ``slaney``/``htk``: librosa's filters (slaney area normalisation). ``kaldi``: Kaldi's bank as
     EfficientAT uses it -- unnormalised triangles linear in mel (``1127 ln(1 + f/700)``; librosa's
     HTK mel is proportional, so the triangles are the same) over the first ``n_fft // 2`` bins,
     with a zero column for the Nyquist bin.
     """
+    bank = _triangles(p)
+    return bank * resampler_power_response(p)[None, :] if p.resampled_to else bank
+
+
+def _triangles(p: FrontEnd) -> np.ndarray:
     if p.mel_scale in ("slaney", "htk"):
         return librosa.filters.mel(sr=p.sample_rate, n_fft=p.n_fft, n_mels=p.n_mels,
                                    fmin=p.fmin, fmax=p.fmax, htk=p.mel_scale == "htk")

@@ -1,30 +1,22 @@
-"""Transfer learning for ``mobilenet``: the AudioSet net's MLP head trained on cached embeddings.
+"""Transfer from frozen pretrained networks: cross-validate heads, choose one on validation folds, ship it.
 
-The AudioSet backbone stays frozen, so each window's 384-d embedding is computed once: a clean
-view (windows at a fixed hop, for validation and testing) and ``views`` augmented ones (jittered
-window starts, gain/noise on the wave, SpecAugment masks on the log-mel) for training. The head
-(``Linear-Hardswish-Dropout-Linear``) starts from the AudioSet classifier rows of the genres and is
-pulled back toward them by an L2-SP penalty, so genres or artists the data lack keep the AudioSet
-answer; the rows of genres the data know from too few artists (``protect_below``) are not trained
-at all. Training runs through :class:`training.trainer.Trainer`, scoring through
-:func:`training.evaluate.evaluate`.
+The family: :mod:`training.backbones` (frozen networks) -> :mod:`training.features` (cached window
+embeddings) -> :mod:`training.heads` (what is trained) -> :mod:`training.selection` (the choice) ->
+:class:`FusedNet` here (backbones + head + temperature in one exported graph, waveform in).
 
-``python -m training.transfer cv --data DIR ...`` cross-validates (artist-grouped folds) against
-the zero-shot head; ``holdout --test-source NAME`` trains on the other sources and tests on that
-one; ``select --cv RUN ...`` chooses among the configs of several ``cv`` runs on their validation
-folds only (writes ``selection.json``); ``final --data DIR ... --selection FILE`` trains the chosen
-config on all clips and exports ``models/mobilenet.onnx``.
+``python -m training.transfer cv --data DIR ... [--kind K --backbones A,B ...]`` cross-validates one head
+config (artist-grouped folds; every fold also scores each backbone's zero-shot answer);
+``select --cv RUN ...`` chooses among the configs of several ``cv`` runs on their validation folds only;
+``final --data DIR ... --selection FILE --name N`` trains the chosen config on every clip and exports
+``models/N.onnx``; ``holdout --test-source NAME`` trains on the other sources and tests on that one.
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
-import hashlib
 import json
 import logging
 import sys
-import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Sequence
@@ -36,545 +28,384 @@ from torch.utils.data import DataLoader, TensorDataset, WeightedRandomSampler
 
 from streamtag.errors import StreamtagError, UsageError
 
-from .augment import AugmentConfig, spec_augment, wave_augment
-from .data import AudioCache, Track, discover, window_starts
-from .evaluate import Predictions, evaluate, predict, scores, track_votes, write_json
-from .export import export_onnx, sha256
-from .models import GenreNet, build_model
+from .augment import AugmentConfig
+from .backbones import RATE, Backbone, build_all
+from .data import Track, discover
+from .evaluate import Predictions, evaluate, predict, softmax, track_votes, write_json
+from .export import export_onnx
+from .features import WINDOW_SECONDS, FeatureConfig, Features, load_features
+from .heads import KINDS, Calibrated, GenreHead, HeadConfig, fit_temperature, thin_classes
 from .models.mobilenet import GTZAN_GENRES as GENRES
-from .models.mobilenet import weights_path
+from .selection import by_source, mean_nested, select, selection_table
 from .splits import Split, all_tracks_split, group_kfold
 from .trainer import TrainConfig, Trainer
 
 log = logging.getLogger("training.transfer")  # not __name__: also run as __main__
 
-EMBED_BATCH = 64
-TRAIN_PARTS = ("head", "last", "bias")
+ZERO_SHOT = ("audioset", "musicnn-msd")
+"""Backbones whose untrained genre answer is scored in every fold (rows to beat)."""
+BACKBONE_COST = {"audioset": 1, "musicnn-msd": 2, "musicnn-msd-pool": 2, "musicnn-mtt": 4}
+"""Relative CPU cost per window (ONNX Runtime), for breaking validation ties toward the cheaper candidate."""
+CALIBRATION_BINS = 10
 
 
 @dataclass
 class TransferConfig:
-    """Embedding views and head training for the ``mobilenet`` transfer."""
+    """One cross-validated candidate: its features, its head and the fold assignment."""
 
-    views: int = 6
-    """Augmented embedding views per window position (besides the clean one)."""
-    hop_seconds: float = 1.5
-    """Hop between the windows of a clip."""
-    train_part: str = "head"
-    """``head``: both Linear layers; ``last``: only the output layer; ``bias``: only its biases (calibration)."""
-    l2sp: float = 0.1
-    """Strength of the pull toward the AudioSet weights: ``l2sp * sum((w - w0)^2)``."""
-    balance: bool = True
-    """Class-balanced sampling of training windows."""
-    protect_below: int = 1
-    """Leave classes whose training tracks come from fewer than this many artists out of the training
-    softmax, so their output rows keep their AudioSet values and the others are not trained to beat
-    them. 1 protects only classes with no training data (in a CV fold, a one-artist genre whose artist
-    is tested); a larger value also keeps genres the data know from one or a few artists only (a row
-    trained on one artist learns that artist, not the genre); 0 trains every row."""
-    protect_rival: bool = False
-    """Keep the protected rows in the training softmax as fixed rivals (no gradient to them), so the
-    trained rows learn to give way on those genres' windows; False takes them out of it."""
+    head: HeadConfig = field(default_factory=HeadConfig)
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    balance: str = "genre"
+    """Sampling of training windows: ``genre`` (each genre equally often), ``artist`` (each genre equally
+    often and, within a genre, each artist), ``none`` (as they come)."""
+    mixup: float = 0.0
+    """Mixup alpha on the concatenated embeddings (0 = off)."""
     folds: int = 5
-    seed: int = 0
-    """Seed of the augmented views and of training."""
     fold_seed: int = 0
     """Seed of the artist-grouped fold assignment (CV only)."""
-    augment: AugmentConfig = field(default_factory=lambda: AugmentConfig(
-        gain_db=6.0, noise_prob=0.3, time_masks=2, time_mask_frac=0.1, freq_masks=2, freq_mask_frac=0.15,
-        mixup_alpha=0.0))
-    """Wave and spectrogram augmentation of the training views (mixup is applied to embeddings by the trainer)."""
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(
-        epochs=30, batch_size=256, lr=1e-3, weight_decay=0.0, patience=8, grad_clip=5.0, device="cpu"))
 
 
-@dataclass
-class Embeddings:
-    """Backbone embeddings of windows of a track list."""
-
-    x: np.ndarray
-    """``(N, D)`` float32."""
-    label: np.ndarray
-    """``(N,)`` class index."""
-    track: np.ndarray
-    """``(N,)`` index into the track list."""
-    view: np.ndarray
-    """``(N,)`` 0 = clean, 1.. = augmented."""
-
-    def select(self, tracks: Sequence[int], clean: bool) -> TensorDataset:
-        """``(x, label, track)`` of the given tracks: the clean view, or every augmented view."""
-        m = np.isin(self.track, np.asarray(tracks)) & ((self.view == 0) if clean else (self.view > 0))
-        return TensorDataset(torch.from_numpy(self.x[m]), torch.from_numpy(self.label[m]),
-                             torch.from_numpy(self.track[m]))
+def config_from_dict(d: dict[str, Any]) -> TransferConfig:
+    """Rebuild a :class:`TransferConfig` from ``asdict`` output (as stored in ``cv.json``)."""
+    h, f = dict(d["head"]), dict(d["features"])
+    head = HeadConfig(**{**h, "backbones": tuple(h["backbones"]), "train": TrainConfig(**h["train"])})
+    feats = FeatureConfig(**{**f, "augment": AugmentConfig(**f["augment"])})
+    balance = {True: "genre", False: "none"}.get(d.get("balance"), d.get("balance", "genre"))  # early runs: a bool
+    return TransferConfig(**{**d, "head": head, "features": feats, "balance": balance})
 
 
-def _cache_file(cache_dir: Path, tracks: Sequence[Track], cfg: TransferConfig) -> Path:
-    ident = json.dumps({"tracks": [f"{t.path.resolve()}|{t.path.stat().st_mtime_ns}" for t in tracks],
-                        "weights": sha256(weights_path()), "views": cfg.views, "hop": cfg.hop_seconds,
-                        "augment": asdict(replace(cfg.augment, mixup_alpha=0.0, mixup_prob=0.0)),  # mixup: not here
-                        "seed": cfg.seed}, sort_keys=True)
-    return cache_dir / f"embeddings-{hashlib.sha1(ident.encode()).hexdigest()[:16]}.npz"
+def config_name(cfg: TransferConfig) -> str:
+    """Short readable name of a head config (what differs from the defaults)."""
+    h, base = cfg.head, HeadConfig()
+    name = f"{h.kind} [{'+'.join(h.backbones)}]"
+    extras = {"hidden": (h.hidden, base.hidden), "dropout": (h.dropout, base.dropout),
+              "l2sp": (h.l2sp, base.l2sp if h.kind in ("audioset", "residual") else h.l2sp),
+              "part": (h.train_part, base.train_part), "protect": (h.protect_below, base.protect_below),
+              "smooth": (h.train.label_smoothing, base.train.label_smoothing), "wd": (h.train.weight_decay,
+                                                                                     base.train.weight_decay),
+              "mixup": (cfg.mixup, 0.0), "balance": (cfg.balance, "genre")}
+    return name + "".join(f" {k} {v:g}" if isinstance(v, (int, float)) and not isinstance(v, bool) else f" {k} {v}"
+                          for k, (v, default) in extras.items() if v != default)
 
 
-@torch.no_grad()
-def embed_tracks(model: GenreNet, tracks: Sequence[Track], labels: Sequence[str], cfg: TransferConfig,
-                 cache_dir: str | Path = "cache") -> Embeddings:
-    """Embeddings of every window of every track, clean and ``cfg.views`` augmented (cached on disk)."""
-    cache_dir = Path(cache_dir)
-    path = _cache_file(cache_dir, tracks, cfg)
-    if path.is_file():
-        with np.load(path) as z:
-            return Embeddings(z["x"], z["label"], z["track"], z["view"])
-    audio = AudioCache(cache_dir, model.frontend_params.sample_rate)
-    w, hop = model.window_samples, int(round(cfg.hop_seconds * model.frontend_params.sample_rate))
-    gen = torch.Generator().manual_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
-    model.eval()
-    out: dict[str, list] = {"x": [], "label": [], "track": [], "view": []}
-    t0 = time.perf_counter()
-    for ti, track in enumerate(tracks):
-        wave = np.asarray(audio.load(track), dtype=np.float32)
-        if len(wave) < w:
-            wave = np.pad(wave, (0, w - len(wave)))
-        base = np.array(window_starts(len(wave), w, hop))
-        for view in range(cfg.views + 1):
-            starts = base if view == 0 else np.clip(base + rng.integers(-hop // 2, hop // 2 + 1, len(base)), 0,
-                                                    len(wave) - w)
-            batch = torch.from_numpy(np.stack([wave[s:s + w] for s in starts]))
-            embs = []
-            for chunk in batch.split(EMBED_BATCH):
-                if view:
-                    spec = spec_augment(model.frontend(wave_augment(chunk, cfg.augment, gen)), cfg.augment, gen)
-                else:
-                    spec = model.frontend(chunk)
-                embs.append(model.backbone.embed(spec))
-            out["x"].append(torch.cat(embs).numpy())
-            out["label"].append(np.full(len(starts), labels.index(track.genre)))
-            out["track"].append(np.full(len(starts), ti))
-            out["view"].append(np.full(len(starts), view))
-        if (ti + 1) % 20 == 0:
-            log.info("embedded %d/%d tracks (%.0f s)", ti + 1, len(tracks), time.perf_counter() - t0)
-    emb = Embeddings(np.concatenate(out["x"]).astype(np.float32), np.concatenate(out["label"]).astype(np.int64),
-                     np.concatenate(out["track"]).astype(np.int64), np.concatenate(out["view"]).astype(np.int64))
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, x=emb.x, label=emb.label, track=emb.track, view=emb.view)
-    tmp.replace(path)
-    return emb
+def config_rank(cfg: TransferConfig | None, zero_shot: str = "") -> tuple:
+    """Tie order, cheaper first: CPU cost of the backbones, then zero-shot < trained, then head size."""
+    if cfg is None:
+        return (BACKBONE_COST[zero_shot], 0, 0)
+    return (sum(BACKBONE_COST[b] for b in cfg.head.backbones), 1 + KINDS.index(cfg.head.kind), cfg.head.hidden)
 
 
-def exclude_classes(logits: torch.Tensor, excluded: torch.Tensor, margin: float = 30.0) -> torch.Tensor:
-    """Take the ``excluded`` classes out of a softmax cross-entropy: no gradient to them, no rivalry.
-
-    Their logits become the log-sum-exp of the others minus ``margin``, so their log-probabilities
-    are constant: any target mass on them (label smoothing spreads some over every class) adds a
-    constant to the loss instead of pushing every other logit down, and the gradient is that of a
-    softmax over the remaining classes alone.
-    """
-    floor = logits[:, ~excluded].logsumexp(dim=1, keepdim=True) - margin
-    return torch.where(excluded, floor, logits)
+BALANCES = ("genre", "artist", "none")
 
 
-class EmbeddingHead(nn.Module):
-    """A trainable copy of a mobilenet GenreNet's MLP head, acting on embeddings.
-
-    Rows marked in ``frozen`` (protected genres) always give the AudioSet head's own logits, read from
-    the AudioSet hidden layer even where the trained copy's hidden layer has moved.
-    """
-
-    def __init__(self, model: GenreNet, train_part: str = "head"):
-        super().__init__()
-        if train_part not in TRAIN_PARTS:
-            raise ValueError(f"train_part must be one of {', '.join(TRAIN_PARTS)}, not {train_part!r}")
-        self.labels = model.labels
-        self.mlp = copy.deepcopy(model.backbone.classifier[2:])
-        if train_part in ("last", "bias"):
-            self.mlp[0].requires_grad_(False)
-        if train_part == "bias":
-            self.mlp[3].weight.requires_grad_(False)
-        self.start = [p.detach().clone() for p in self.mlp.parameters()]
-        self.register_buffer("frozen", torch.zeros(len(self.labels), dtype=torch.bool), persistent=False)
-        self.rival = False
-
-    def audioset_logits(self, emb: torch.Tensor) -> torch.Tensor:
-        """The untrained head's logits (no dropout)."""
-        w1, b1, w2, b2 = self.start
-        return nn.functional.linear(nn.functional.hardswish(nn.functional.linear(emb, w1, b1)), w2, b2)
-
-    def forward(self, emb: torch.Tensor) -> torch.Tensor:
-        logits = self.mlp(emb)
-        if self.frozen.any():
-            logits = torch.where(self.frozen, self.audioset_logits(emb), logits)
-            if self.training and not self.rival:
-                logits = exclude_classes(logits, self.frozen)
-        return logits
-
-    def l2sp(self, strength: float) -> torch.Tensor:
-        """``strength * sum((w - w_start)^2)`` over the trainable weights."""
-        return strength * sum(((p - p0) ** 2).sum() for p, p0 in zip(self.mlp.parameters(), self.start)
-                              if p.requires_grad)
-
-    def install(self, model: GenreNet) -> None:
-        """Put the trained head into ``model``'s classifier, computing what :meth:`forward` computes.
-
-        When the hidden layer was trained and some rows are protected, the hidden layer becomes the
-        trained and the AudioSet one side by side (twice as wide) and each output row reads its own half.
-        """
-        first, last = self.mlp[0], self.mlp[3]
-        w1, b1, w2, b2 = self.start
-        if self.frozen.any() and not torch.equal(first.weight, w1):
-            n = first.out_features
-            first = nn.Linear(first.in_features, 2 * n)
-            last = nn.Linear(2 * n, len(self.labels))
-            with torch.no_grad():
-                first.weight.copy_(torch.cat([self.mlp[0].weight, w1]))
-                first.bias.copy_(torch.cat([self.mlp[0].bias, b1]))
-                last.weight.zero_()
-                last.weight[~self.frozen, :n] = self.mlp[3].weight[~self.frozen]
-                last.weight[self.frozen, n:] = w2[self.frozen]
-                last.bias.copy_(torch.where(self.frozen, b2, self.mlp[3].bias))
-        else:
-            first, last = copy.deepcopy(first), copy.deepcopy(last)
-            with torch.no_grad():
-                last.weight.copy_(torch.where(self.frozen[:, None], w2, last.weight))
-                last.bias.copy_(torch.where(self.frozen, b2, last.bias))
-        classifier = model.backbone.classifier
-        classifier[2], classifier[5] = first.requires_grad_(True), last.requires_grad_(True)
-
-
-def _train_loader(data: TensorDataset, cfg: TransferConfig, n_classes: int) -> DataLoader:
-    gen = torch.Generator().manual_seed(cfg.seed)
-    if not cfg.balance:
-        return DataLoader(data, batch_size=cfg.train.batch_size, shuffle=True, generator=gen)
+def _train_loader(data: TensorDataset, cfg: TransferConfig, tracks: Sequence[Track]) -> DataLoader:
+    gen = torch.Generator().manual_seed(cfg.head.train.seed)
+    bs = cfg.head.train.batch_size
+    if cfg.balance == "none":
+        return DataLoader(data, batch_size=bs, shuffle=True, generator=gen)
     y = data.tensors[1].numpy()
-    counts = np.bincount(y, minlength=n_classes).astype(float)
-    weights = torch.from_numpy(1.0 / counts[y])
+    if cfg.balance == "genre":
+        weights = torch.from_numpy(1.0 / np.bincount(y)[y])
+    else:  # each genre weighs 1, shared equally by its artists, each artist's share by its windows
+        pair = np.array([f"{g}|{tracks[t].group}" for g, t in zip(y, data.tensors[2].numpy())])
+        pairs, inverse, windows = np.unique(pair, return_inverse=True, return_counts=True)
+        artists = np.bincount([int(p.split("|")[0]) for p in pairs], minlength=int(y.max()) + 1)
+        weights = torch.from_numpy(1.0 / (windows[inverse] * artists[y]))
     sampler = WeightedRandomSampler(weights, num_samples=len(y), replacement=True, generator=gen)
-    return DataLoader(data, batch_size=cfg.train.batch_size, sampler=sampler, generator=gen)
+    return DataLoader(data, batch_size=bs, sampler=sampler, generator=gen)
 
 
 def _eval_loader(data: TensorDataset) -> DataLoader:
     return DataLoader(data, batch_size=1024, shuffle=False)
 
 
-def thin_classes(tracks: Sequence[Track], train: Sequence[int], labels: Sequence[str], min_artists: int) -> list[str]:
-    """Labels whose tracks among ``train`` come from fewer than ``min_artists`` artists (groups)."""
-    artists: dict[str, set[str]] = {label: set() for label in labels}
-    for i in train:
-        artists[tracks[i].genre].add(tracks[i].group)
-    return [label for label in labels if len(artists[label]) < min_artists]
-
-
-def fit_head(model: GenreNet, tracks: Sequence[Track], emb: Embeddings, split: Split, cfg: TransferConfig,
-             run_dir: Path) -> tuple[EmbeddingHead, Any]:
-    """Train a head on ``split.train``'s augmented views, early stopping on ``split.valid``'s clean windows."""
-    torch.manual_seed(cfg.seed)
-    head = EmbeddingHead(model, cfg.train_part)
-    train = emb.select(split.train, clean=False)
-    thin = thin_classes(tracks, split.train, model.labels, cfg.protect_below)
-    head.frozen[:] = torch.tensor([label in thin for label in model.labels])
-    head.rival = cfg.protect_rival
-    if thin:
-        log.info("%s: rows kept at AudioSet (fewer than %d training artists): %s", split.name, cfg.protect_below,
-                 ", ".join(thin))
-    trainer = Trainer(head, cfg.train, run_dir, cfg.augment.waveform_off(), n_classes=len(model.labels),
-                      regulariser=lambda m: m.l2sp(cfg.l2sp))
-    valid = _eval_loader(emb.select(split.valid, clean=True)) if split.valid else None
-    result = trainer.fit(_train_loader(train, cfg, len(model.labels)), valid)
-    return head, result
-
-
-def _by_source(votes: dict[str, Sequence[int]], sources: Sequence[str]) -> dict[str, Any]:
-    """Track accuracy, macro accuracy and per-class accuracy of soft votes, over all tracks and per source."""
-    label, soft = np.asarray(votes["label"]), np.asarray(votes["soft"])
-    src = np.asarray(sources)[np.asarray(votes["track"], dtype=np.int64)]
-    out = {}
-    for name in ["all", *sorted(set(src.tolist()))]:
-        m = np.ones(len(src), bool) if name == "all" else src == name
-        s = scores(label[m], soft[m], GENRES)
-        out[name] = {"tracks": s["n"], "acc": s["acc"], "macro_acc": s["macro_recall"], "per_class": s["per_class_acc"]}
+def artists_by_genre(tracks: Sequence[Track], indices: Sequence[int]) -> dict[str, set[str]]:
+    """Distinct artist groups of each genre among ``tracks[indices]``."""
+    out: dict[str, set[str]] = {}
+    for i in indices:
+        out.setdefault(tracks[i].genre, set()).add(tracks[i].group)
     return out
 
 
-def macro_by_source(preds: Predictions, tracks: Sequence[Track]) -> dict[str, Any]:
-    """Track-level (soft vote) accuracy and macro accuracy per source and over all."""
-    return _by_source(_votes(preds), [t.source for t in tracks])
+def fit_head(backbones: dict[str, Backbone], tracks: Sequence[Track], feats: Features, split: Split,
+             cfg: TransferConfig, run_dir: Path) -> tuple[GenreHead, Any]:
+    """Train a head on ``split.train``'s augmented views, early stopping on ``split.valid``'s clean windows."""
+    h = cfg.head
+    torch.manual_seed(h.train.seed)
+    train = feats.select(h.backbones, split.train, clean=False)
+    head = GenreHead(h, [backbones[n] for n in h.backbones], GENRES, train.tensors[0])
+    thin = thin_classes(artists_by_genre(tracks, split.train), GENRES, h.protect_below)
+    head.protect(thin)
+    if thin:
+        log.info("%s: rows kept at AudioSet (fewer than %d training artists): %s", split.name, h.protect_below,
+                 ", ".join(thin))
+    augment = replace(AugmentConfig.off(), mixup_alpha=cfg.mixup, mixup_prob=0.5 if cfg.mixup else 0.0)
+    trainer = Trainer(head, h.train, run_dir, augment, n_classes=len(GENRES), regulariser=lambda m: m.penalty())
+    valid = _eval_loader(feats.select(h.backbones, split.valid, clean=True)) if split.valid else None
+    result = trainer.fit(_train_loader(train, cfg, tracks), valid)
+    head.eval()
+    return head, result
 
 
-def _pool(parts: Sequence[Predictions]) -> Predictions:
-    return Predictions(np.concatenate([p.logits for p in parts]), np.concatenate([p.labels for p in parts]),
-                       np.concatenate([p.track_index for p in parts]))
-
-
-def _votes(preds: Predictions) -> dict[str, list[int]]:
-    """Track ids, true labels and soft-vote predictions (what model selection needs), JSON-ready."""
+def votes(preds: Predictions) -> dict[str, list[int]]:
+    """Track ids, true labels and soft-vote predictions, JSON-ready (what selection needs)."""
     v = track_votes(preds)
     return {"track": v["track"].tolist(), "label": v["labels"].tolist(), "soft": v["soft"].tolist()}
 
 
-def _run_splits(model: GenreNet, tracks: Sequence[Track], emb: Embeddings, splits: Sequence[Split],
-                cfg: TransferConfig, run_dir: Path, protocol: str) -> dict[str, Any]:
-    """Train a head per split, score its valid and test tracks and the zero-shot head's; report -> ``cv.json``.
+def zero_shot_predictions(backbones: dict[str, Backbone], feats: Features,
+                          tracks: Sequence[int]) -> dict[str, Predictions]:
+    """Each :data:`ZERO_SHOT` backbone's untrained answer on the clean windows of ``tracks``."""
+    out = {}
+    for b in backbones.values():
+        if b.name in ZERO_SHOT:
+            x, y, t = feats.select([b.name], tracks, clean=True).tensors
+            with torch.no_grad():
+                out[b.name] = Predictions(b.zero_shot(x).numpy(), y.numpy(), t.numpy())
+    return out
 
-    Each fold keeps the track votes of both heads on its valid and test tracks (``votes``), so that
-    :func:`select` can choose among configs on validation folds and score the choice on test folds.
-    """
-    zero_shot = EmbeddingHead(model)
-    trained, untrained, folds = [], [], []
+
+def calibration(logits: np.ndarray, labels: np.ndarray, track: np.ndarray, temperature: float) -> dict[str, Any]:
+    """Window- and track-level confidence vs correctness, before and after ``temperature`` (for ECE tables)."""
+    out = {}
+    for name, t in (("raw", 1.0), ("calibrated", temperature)):
+        p = softmax(logits / t)
+        tracks = np.unique(track)
+        mean = np.stack([p[track == i].mean(axis=0) for i in tracks])
+        first = np.array([labels[track == i][0] for i in tracks])
+        out[name] = {"window_conf": p.max(axis=1).round(4).tolist(), "window_correct": (p.argmax(1) == labels).tolist(),
+                     "track_conf": mean.max(axis=1).round(4).tolist(), "track_correct": (mean.argmax(1) == first).tolist()}
+    return out
+
+
+def reliability(conf: Sequence[float], correct: Sequence[bool], bins: int = CALIBRATION_BINS) -> dict[str, Any]:
+    """Expected calibration error and the per-bin table (equal-width confidence bins)."""
+    conf, correct = np.asarray(conf, float), np.asarray(correct, float)
+    edges = np.linspace(0, 1, bins + 1)
+    rows, ece = [], 0.0
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        m = (conf > lo) & (conf <= hi)
+        if m.any():
+            rows.append({"bin": f"{lo:.1f}-{hi:.1f}", "n": int(m.sum()), "confidence": float(conf[m].mean()),
+                         "accuracy": float(correct[m].mean())})
+            ece += m.mean() * abs(conf[m].mean() - correct[m].mean())
+    return {"ece": float(ece), "n": int(len(conf)), "bins": rows}
+
+
+def _run_splits(backbones: dict[str, Backbone], tracks: Sequence[Track], feats: Features, splits: Sequence[Split],
+                cfg: TransferConfig, run_dir: Path, protocol: str) -> dict[str, Any]:
+    """Train and calibrate a head per split; score it and the zero-shot answers; write ``run_dir/cv.json``."""
+    trained, zero, folds = [], {}, []
     for split in splits:
-        head, result = fit_head(model, tracks, emb, split, cfg, run_dir / split.name)
-        test = _eval_loader(emb.select(split.test, clean=True))
-        trained.append(predict(head, test))
-        untrained.append(predict(zero_shot, test))
-        votes = {"test": {"transfer": _votes(trained[-1]), "zero_shot": _votes(untrained[-1])}}
-        if split.valid:
-            valid = _eval_loader(emb.select(split.valid, clean=True))
-            votes["valid"] = {"transfer": _votes(predict(head, valid)), "zero_shot": _votes(predict(zero_shot, valid))}
+        head, result = fit_head(backbones, tracks, feats, split, cfg, run_dir / split.name)
+        parts = {"test": split.test, **({"valid": split.valid} if split.valid else {})}
+        preds = {p: predict(head, _eval_loader(feats.select(cfg.head.backbones, idx, clean=True)))
+                 for p, idx in parts.items()}
+        zs = {p: zero_shot_predictions(backbones, feats, idx) for p, idx in parts.items()}
+        temperature = fit_temperature(preds["valid"].logits, preds["valid"].labels) if split.valid else 1.0
+        trained.append(preds["test"])
+        for name, p in zs["test"].items():
+            zero.setdefault(name, []).append(p)
+        t = preds["test"]
         fold = {"split": split.name, "best_epoch": result.best_epoch, "valid_track_acc": result.best_metric,
-                "seconds": result.seconds,
-                "test_track_acc": macro_by_source(trained[-1], tracks)["all"]["acc"],
-                "zero_shot_test_track_acc": macro_by_source(untrained[-1], tracks)["all"]["acc"],
-                "votes": votes}
+                "seconds": result.seconds, "temperature": temperature,
+                "votes": {p: {"trained": votes(preds[p]), **{f"zero_shot:{n}": votes(z) for n, z in zs[p].items()}}
+                          for p in parts},
+                "calibration": calibration(t.logits, t.labels, t.track_index, temperature)}
         folds.append(fold)
-        log.info("%s: best epoch %d, valid %.3f, test %.3f (zero-shot %.3f)", split.name, result.best_epoch,
-                 result.best_metric, fold["test_track_acc"], fold["zero_shot_test_track_acc"])
-    report: dict[str, Any] = {"protocol": protocol, "config": asdict(cfg), "n_tracks": len(tracks),
-                              "track_sources": [t.source for t in tracks]}
-    for kind, parts in (("transfer", trained), ("zero_shot", untrained)):
-        pooled = _pool(parts)
+        log.info("%s: best epoch %d, valid %.3f, T %.2f", split.name, result.best_epoch, result.best_metric, temperature)
+    report: dict[str, Any] = {"protocol": protocol, "config": asdict(cfg), "name": config_name(cfg),
+                              "n_tracks": len(tracks), "track_sources": [t.source for t in tracks]}
+    for kind, parts in (("trained", trained), *((f"zero_shot:{n}", z) for n, z in zero.items())):
+        pooled = Predictions(*(np.concatenate([getattr(p, a) for p in parts]) for a in ("logits", "labels",
+                                                                                      "track_index")))
         ev = evaluate(pooled, tracks, GENRES)
         ev.pop("tracks")
-        report[kind] = {"track": macro_by_source(pooled, tracks), "evaluate": ev}
-    report.update(folds=folds, valid_track_acc_mean=float(np.mean([f["valid_track_acc"] for f in folds])),
-                  best_epoch_median=int(np.median([f["best_epoch"] for f in folds])))
+        report[kind] = {"track": by_source(votes(pooled), report["track_sources"], GENRES), "evaluate": ev}
+    for part in ("raw", "calibrated"):
+        report.setdefault("calibration", {})[part] = {
+            level: reliability([c for f in folds for c in f["calibration"][part][f"{level}_conf"]],
+                               [c for f in folds for c in f["calibration"][part][f"{level}_correct"]])
+            for level in ("window", "track")}
+    report.update(folds=folds, best_epoch_median=int(np.median([f["best_epoch"] for f in folds])),
+                  temperature_median=float(np.median([f["temperature"] for f in folds])))
     write_json(report, run_dir / "cv.json")
     return report
 
 
+def _setup(data: Sequence[str | Path], cfg: TransferConfig, cache_dir: str | Path,
+           extra: Sequence[str] = ()) -> tuple[dict[str, Backbone], list[Track], Features]:
+    """The clips, the head's backbones (and ``extra`` ones) by name, and their cached features."""
+    tracks = discover(data, GENRES)
+    backbones = build_all(list(dict.fromkeys([*cfg.head.backbones, *extra])))
+    feats = load_features(backbones, tracks, GENRES, cfg.features, cache_dir)
+    return {b.name: b for b in backbones}, tracks, feats
+
+
 def run_cv(data: Sequence[str | Path], cfg: TransferConfig, run_dir: str | Path, cache_dir: str | Path = "cache",
            max_folds: int | None = None) -> dict[str, Any]:
-    """Artist-grouped k-fold CV of the transfer head vs the zero-shot head; writes ``run_dir/cv.json``."""
-    tracks = discover(data, GENRES)
-    model = build_model("mobilenet", GENRES)
-    emb = embed_tracks(model, tracks, GENRES, cfg, cache_dir)
+    """Artist-grouped k-fold CV of one head config and of the zero-shot answers; writes ``run_dir/cv.json``."""
+    backbones, tracks, feats = _setup(data, cfg, cache_dir, ZERO_SHOT)
     splits = group_kfold(tracks, cfg.folds, cfg.fold_seed)[: max_folds or cfg.folds]
     protocol = (f"{len(splits)} of {cfg.folds} artist-grouped stratified folds (training.splits.group_kfold, "
                 f"seed {cfg.fold_seed}) over {', '.join(sorted({t.source for t in tracks}))}; test folds pooled; "
-                f"track label = soft vote over clean 3-s windows at {cfg.hop_seconds}-s hop; "
-                "head early-stopped on the next fold")
-    return _run_splits(model, tracks, emb, splits, cfg, Path(run_dir), protocol)
+                f"track label = soft vote over clean 3-s windows at {cfg.features.hop_seconds}-s hop; head "
+                "early-stopped and its temperature fitted on the next fold (validation)")
+    return _run_splits(backbones, tracks, feats, splits, cfg, Path(run_dir), protocol)
 
 
 def run_holdout(data: Sequence[str | Path], test_source: str, cfg: TransferConfig, run_dir: str | Path,
                 cache_dir: str | Path = "cache") -> dict[str, Any]:
     """Train on every source but ``test_source`` (fixed epochs, no validation), test on all of it."""
-    tracks = discover(data, GENRES)
+    backbones, tracks, feats = _setup(data, cfg, cache_dir, ZERO_SHOT)
     if test_source not in {t.source for t in tracks}:
         raise UsageError(f"no data source named {test_source!r} (have: {', '.join(sorted({t.source for t in tracks}))})")
-    model = build_model("mobilenet", GENRES)
-    emb = embed_tracks(model, tracks, GENRES, cfg, cache_dir)
     split = Split(f"holdout-{test_source}", tuple(i for i, t in enumerate(tracks) if t.source != test_source), (),
                   tuple(i for i, t in enumerate(tracks) if t.source == test_source))
-    protocol = (f"trained on every clip not from {test_source} for {cfg.train.epochs} epochs, tested on all of "
-                f"{test_source}; track label = soft vote over clean 3-s windows at {cfg.hop_seconds}-s hop")
-    return _run_splits(model, tracks, emb, [split], cfg, Path(run_dir), protocol)
-
-
-def cv_summary(report: dict[str, Any]) -> dict[str, Any]:
-    """The headline figures of one :func:`run_cv` report (track and window level, vs zero-shot)."""
-    out = {"fold_seed": report["config"]["fold_seed"], "valid_track_acc_mean": report["valid_track_acc_mean"]}
-    for kind in ("transfer", "zero_shot"):
-        ev = report[kind]["evaluate"]
-        out[kind] = {name: {"track_acc": v["acc"], "track_macro_acc": v["macro_acc"],
-                            "window_acc": ev["per_source"][name]["window_acc"] if name in ev["per_source"]
-                            else ev["window"]["acc"], "per_class": v["per_class"]}
-                     for name, v in report[kind]["track"].items()}
-    return out
+    protocol = (f"trained on every clip not from {test_source} for {cfg.head.train.epochs} epochs, tested on all "
+                f"of {test_source}; track label = soft vote over clean 3-s windows at {cfg.features.hop_seconds}-s hop")
+    return _run_splits(backbones, tracks, feats, [split], cfg, Path(run_dir), protocol)
 
 
 def summary_lines(report: dict[str, Any]) -> list[str]:
-    """Human-readable lines: per source, transfer vs zero-shot (track acc, macro acc, window acc)."""
-    s = cv_summary(report)
-    return [f"{name:11s} n={report['transfer']['track'][name]['tracks']:3d}  "
-            f"track acc {t['track_acc']:.3f} (zero-shot {z['track_acc']:.3f})  "
-            f"macro {t['track_macro_acc']:.3f} ({z['track_macro_acc']:.3f})  "
-            f"window acc {t['window_acc']:.3f} ({z['window_acc']:.3f})"
-            for (name, t), z in zip(s["transfer"].items(), s["zero_shot"].values())]
-
-
-def _mean_figures(summaries: Sequence[dict[str, Any]], kind: str) -> dict[str, Any]:
-    names = summaries[0][kind]
-    return {name: {k: float(np.mean([s[kind][name][k] for s in summaries]))
-                   for k in ("track_acc", "track_macro_acc", "window_acc")} for name in names}
-
-
-TIE = 0.005
-"""Validation macro accuracies closer than this count as a tie, won by the candidate closer to AudioSet."""
-SELECTION_RULE = (
-    "candidates: the zero-shot head and every head config given; metric: validation macro track accuracy (soft "
-    "vote), pooled over the validation folds of a fold assignment and averaged over fold assignments; the "
-    f"highest wins, ties within {TIE} go to the candidate closer to AudioSet (zero-shot, then bias, last, head; "
-    "then more rows kept at AudioSet; then the stronger L2-SP); test folds are never consulted. Nested estimate: "
-    "within each outer fold the candidate with the best macro accuracy on that fold's validation fold is picked, "
-    "its test-fold votes pooled")
-
-
-def config_from_dict(d: dict[str, Any]) -> TransferConfig:
-    """Rebuild a :class:`TransferConfig` from ``asdict`` output (as stored in ``cv.json``)."""
-    return TransferConfig(**{**d, "augment": AugmentConfig(**d["augment"]), "train": TrainConfig(**d["train"])})
-
-
-def config_name(d: dict[str, Any] | None) -> str:
-    """Short name of a head config (``None``: the zero-shot head)."""
-    if d is None:
-        return "zero-shot"
-    name = f"{d['train_part']} l2sp {d['l2sp']:g}"
-    extras = {"views": (d["views"], TransferConfig.views), "mixup": (d["augment"]["mixup_alpha"], 0.0),
-              "smooth": (d["train"]["label_smoothing"], 0.0), "balance": (d["balance"], True),
-              "protect": (d["protect_below"], 1), "rival": (d["protect_rival"], False)}
-    return name + "".join(f" {k} {v:g}" if not isinstance(v, bool) else f" {k} {v}"
-                          for k, (v, default) in extras.items() if v != default)
-
-
-def _closeness(d: dict[str, Any] | None) -> tuple[int, int, float]:
-    """Sort key: smaller = closer to the AudioSet answer."""
-    if d is None:
-        return (-1, 0, 0.0)
-    return (("bias", "last", "head").index(d["train_part"]), -d["protect_below"], -d["l2sp"])
-
-
-def _mean(items: Sequence[Any]) -> Any:
-    """Element-wise mean of equally shaped nested dicts of numbers."""
-    if isinstance(items[0], dict):
-        return {k: _mean([i[k] for i in items]) for k in items[0] if all(k in i for i in items)}
-    return float(np.mean(items))
-
-
-def _macro(votes: dict[str, Sequence[int]]) -> float:
-    return scores(np.asarray(votes["label"]), np.asarray(votes["soft"]), GENRES)["macro_recall"]
-
-
-def _pool_votes(parts: Sequence[dict[str, Sequence[int]]]) -> dict[str, list[int]]:
-    return {k: [x for p in parts for x in p[k]] for k in ("track", "label", "soft")}
-
-
-def select(reports: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Choose among the configs of several ``cv`` reports (and the zero-shot head) on validation folds only.
-
-    Reports of the same config with different fold seeds are one candidate; every candidate must
-    have the same fold seeds. Returns the rule, every candidate's validation and test figures,
-    the chosen one (with its run folders, from ``report["run_dir"]``) and the nested estimate.
-    """
-    groups: dict[str, list[dict[str, Any]]] = {}
-    for r in reports:
-        if any("votes" not in f or "valid" not in f["votes"] for f in r["folds"]):
-            raise UsageError(f"{r.get('run_dir', 'a run')}: no validation votes (re-run it with this version)")
-        r = {**r, "config": asdict(config_from_dict(r["config"]))}  # fields added since the run: their defaults
-        key = json.dumps({k: v for k, v in r["config"].items() if k != "fold_seed"}, sort_keys=True)
-        groups.setdefault(key, []).append(r)
-    by_seed = {key: {r["config"]["fold_seed"]: r for r in runs} for key, runs in groups.items()}
-    seeds = sorted(next(iter(by_seed.values())))
-    for runs in by_seed.values():
-        if sorted(runs) != seeds:
-            raise UsageError(f"{config_name(next(iter(runs.values()))['config'])}: fold seeds {sorted(runs)}, "
-                             f"others have {seeds}")
-    sources = reports[0]["track_sources"]
-    first = next(iter(by_seed.values()))
-    cands = [{"name": "zero-shot", "config": None, "runs": [],
-              "folds": {s: [{p: f["votes"][p]["zero_shot"] for p in ("valid", "test")} for f in first[s]["folds"]]
-                        for s in seeds}}]
-    for runs in by_seed.values():
-        cfg = runs[seeds[0]]["config"]
-        cands.append({"name": config_name(cfg), "config": cfg, "runs": [runs[s].get("run_dir") for s in seeds],
-                      "folds": {s: [{p: f["votes"][p]["transfer"] for p in ("valid", "test")}
-                                    for f in runs[s]["folds"]] for s in seeds}})
-    for c in cands:
-        c["valid"] = _mean([_by_source(_pool_votes([f["valid"] for f in c["folds"][s]]), sources) for s in seeds])
-        c["test"] = _mean([_by_source(_pool_votes([f["test"] for f in c["folds"][s]]), sources) for s in seeds])
-        c["valid_macro_acc"] = c["valid"]["all"]["macro_acc"]
-    best = max(c["valid_macro_acc"] for c in cands)
-    chosen = min((c for c in cands if c["valid_macro_acc"] >= best - TIE),
-                 key=lambda c: (_closeness(c["config"]), -c["valid_macro_acc"]))
-    picks, nested = [], []
-    for s in seeds:
+    """Per source: the trained head vs each zero-shot answer (track acc, macro acc, window acc)."""
+    kinds = [k for k in report if k == "trained" or k.startswith("zero_shot:")]
+    lines = [report["name"]]
+    for src in report["trained"]["track"]:
         parts = []
-        for i in range(len(cands[0]["folds"][s])):
-            pick = max(cands, key=lambda c: (_macro(c["folds"][s][i]["valid"]), [-x for x in _closeness(c["config"])]))
-            picks.append(pick["name"])
-            parts.append(pick["folds"][s][i]["test"])
-        nested.append(_by_source(_pool_votes(parts), sources))
-    return {"rule": SELECTION_RULE, "fold_seeds": seeds, "chosen": chosen["name"], "chosen_config": chosen["config"],
-            "chosen_runs": chosen["runs"],
-            "nested": {"test": _mean(nested), "picks": {n: picks.count(n) for n in sorted(set(picks))}},
-            "candidates": [{k: c[k] for k in ("name", "config", "valid_macro_acc", "valid", "test")} for c in cands]}
-
-
-def selection_table(sel: dict[str, Any]) -> list[str]:
-    """Markdown table of a :func:`select` result (validation figures decide; test figures for reference)."""
-    srcs = [k for k in sel["candidates"][0]["test"] if k != "all"]
-    head = ["candidate", "valid macro", "valid acc", "test acc", "test macro",
-            *[f"{s} {m}" for s in srcs for m in ("acc", "macro")], "nested picks"]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    rows = [(c["name"] + (" **(chosen)**" if c["name"] == sel["chosen"] else ""), c["valid"], c["test"],
-             str(sel["nested"]["picks"].get(c["name"], 0))) for c in sel["candidates"]]
-    rows.append(("nested (per-fold pick)", None, sel["nested"]["test"], ""))
-    for name, valid, test, picks in rows:
-        v = [f"{valid['all']['macro_acc']:.3f}", f"{valid['all']['acc']:.3f}"] if valid else ["–", "–"]
-        t = [f"{test[s][m]:.3f}" for s in ["all", *srcs] for m in ("acc", "macro_acc")]
-        lines.append("| " + " | ".join([name, *v, *t, picks]) + " |")
+        for k in kinds:
+            t = report[k]["track"][src]
+            win = (report[k]["evaluate"]["per_source"][src]["window_acc"] if src != "all"
+                   else report[k]["evaluate"]["window"]["acc"])
+            parts.append(f"{k.replace('zero_shot:', 'zs ')}: acc {t['acc']:.3f} macro {t['macro_acc']:.3f} "
+                         f"win {win:.3f}")
+        lines.append(f"  {src:11s} n={report['trained']['track'][src]['tracks']:3d}  " + " | ".join(parts))
+    cal = report["calibration"]
+    lines.append(f"  ECE window {cal['raw']['window']['ece']:.3f} -> {cal['calibrated']['window']['ece']:.3f}, "
+                 f"track {cal['raw']['track']['ece']:.3f} -> {cal['calibrated']['track']['ece']:.3f} "
+                 f"(T median {report['temperature_median']:.2f})")
     return lines
 
 
-def train_final(data: Sequence[str | Path], cfg: TransferConfig, run_dir: str | Path, out_dir: str | Path,
-                name: str = "mobilenet", cv_reports: Sequence[dict[str, Any]] = (),
-                selection: dict[str, Any] | None = None, cache_dir: str | Path = "cache") -> tuple[Path, Path]:
-    """Train the head on every clip and export ``out_dir/name``.
+SELECTION_RULE = (
+    "candidates: the zero-shot answers of the AudioSet network and of musicnn-msd, and every head config given; "
+    "metric: validation macro track accuracy (soft vote), pooled over the validation folds of a fold assignment "
+    "and averaged over fold assignments; the highest wins, ties within 0.005 go to the cheaper candidate (fewer "
+    "or cheaper backbones, then zero-shot, audioset, residual, mlp, late heads, then the smaller hidden layer); "
+    "test folds are never consulted. Nested estimate: within each outer fold the candidate with the best macro "
+    "accuracy on that fold's validation fold is picked, its test-fold votes pooled")
 
-    With ``cv_reports`` (CV runs of the same config, e.g. several fold assignments), the epochs are
-    the median best epoch of all their folds and their figures go into the metadata, with the
-    ``selection`` (from :func:`select`) that chose the config.
+
+def candidates_from_reports(reports: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Selection candidates: one per head config (its fold seeds together) plus the zero-shot answers."""
+    groups: dict[str, dict[int, dict[str, Any]]] = {}
+    for r in reports:
+        cfg = config_from_dict(r["config"])
+        key = json.dumps(asdict(replace(cfg, fold_seed=0)), sort_keys=True)
+        groups.setdefault(key, {})[cfg.fold_seed] = r
+    first = next(iter(groups.values()))
+    cands = []
+    for name in ZERO_SHOT:
+        key = f"zero_shot:{name}"
+        cands.append({"name": f"zero-shot {name}", "config": None, "rank": config_rank(None, name), "runs": [],
+                      "folds": {s: [{p: f["votes"][p][key] for p in ("valid", "test")} for f in r["folds"]]
+                                for s, r in first.items()}})
+    for runs in groups.values():
+        cfg = config_from_dict(next(iter(runs.values()))["config"])
+        cands.append({"name": config_name(cfg), "config": asdict(replace(cfg, fold_seed=0)), "rank": config_rank(cfg),
+                      "runs": [r.get("run_dir") for r in runs.values()],
+                      "folds": {s: [{p: f["votes"][p]["trained"] for p in ("valid", "test")} for f in r["folds"]]
+                                for s, r in runs.items()}})
+    return cands
+
+
+def select_runs(reports: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """:func:`training.selection.select` over the configs of several ``cv`` reports (and the zero-shot answers)."""
+    if any("valid" not in f["votes"] for r in reports for f in r["folds"]):
+        raise UsageError("a run has no validation votes (holdout runs cannot be selected among)")
+    cands = candidates_from_reports(reports)
+    sel = select(cands, reports[0]["track_sources"], GENRES, rank=lambda c: c["rank"])
+    chosen = next(c for c in cands if c["name"] == sel["chosen"])
+    return {"rule": SELECTION_RULE, **sel, "chosen_runs": chosen["runs"]}
+
+
+class FusedNet(nn.Module):
+    """The exported model: ``wave (B, 3 s at 32 kHz) -> genre logits``, every backbone and the head inside.
+
+    Each backbone computes its own front end from the same waveform; the head reads their embeddings
+    side by side and a fitted temperature scales its logits.
     """
-    tracks = discover(data, GENRES)
-    model = build_model("mobilenet", GENRES)
-    emb = embed_tracks(model, tracks, GENRES, cfg, cache_dir)
+
+    def __init__(self, name: str, backbones: Sequence[Backbone], head: nn.Module, temperature: float = 1.0):
+        super().__init__()
+        self.arch = name
+        self.labels = tuple(GENRES)
+        self.frontend_params = backbones[0].frontend_params
+        self.window_seconds = WINDOW_SECONDS
+        self.backbones = nn.ModuleList(backbones)
+        self.head = Calibrated(head, temperature)
+
+    @property
+    def window_samples(self) -> int:
+        """Samples in one input window (at :data:`training.backbones.RATE`)."""
+        return int(round(self.window_seconds * RATE))
+
+    def forward(self, wave: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.cat([b(wave) for b in self.backbones], dim=1))
+
+
+def train_final(data: Sequence[str | Path], cfg: TransferConfig, run_dir: str | Path, out_dir: str | Path,
+                name: str, cv_reports: Sequence[dict[str, Any]] = (), selection: dict[str, Any] | None = None,
+                cache_dir: str | Path = "cache") -> tuple[Path, Path]:
+    """Train the head on every clip and export ``out_dir/name`` (epochs and temperature from its CV runs)."""
+    backbones, tracks, feats = _setup(data, cfg, cache_dir)
     metrics: dict[str, Any] = {}
+    temperature = 1.0
     if cv_reports:
         epochs = int(np.median([f["best_epoch"] for r in cv_reports for f in r["folds"]]))
-        cfg = replace(cfg, train=replace(cfg.train, epochs=max(1, epochs)))
-        summaries = [cv_summary(r) for r in cv_reports]
-        metrics = {"protocol": cv_reports[0]["protocol"] + f"; repeated for fold seeds "
-                               f"{[s['fold_seed'] for s in summaries]} and averaged",
-                   "cv_mean": {"transfer": _mean_figures(summaries, "transfer"),
-                               "zero_shot": _mean_figures(summaries, "zero_shot")},
-                   "cv_runs": summaries}
-        metrics["cv_track_acc"] = metrics["cv_mean"]["transfer"]["all"]["track_acc"]
-        metrics["cv_track_macro_acc"] = metrics["cv_mean"]["transfer"]["all"]["track_macro_acc"]
+        cfg = replace(cfg, head=replace(cfg.head, train=replace(cfg.head.train, epochs=max(1, epochs))))
+        temperature = float(np.median([f["temperature"] for r in cv_reports for f in r["folds"]]))
+        metrics = cv_metrics(cv_reports)
     if selection:
-        metrics["protocol"] += ("; the config was chosen on validation folds only (selection.rule); cv_* are the "
-                                "pooled test-fold figures of that config, selection.nested_test estimates choosing "
-                                "among the candidates and training, fold by fold")
         metrics["selection"] = {
             "rule": selection["rule"], "chosen": selection["chosen"], "fold_seeds": selection["fold_seeds"],
-            "nested_test": {src: {k: v[k] for k in ("acc", "macro_acc")} for src, v in
-                            selection["nested"]["test"].items()},
+            "nested_test": {src: {k: v[k] for k in ("acc", "macro_acc", "per_class")}
+                            for src, v in selection["nested"]["test"].items()},
             "nested_picks": selection["nested"]["picks"],
-            "candidates": {c["name"]: {"valid_macro_acc": c["valid_macro_acc"], "valid_acc": c["valid"]["all"]["acc"],
-                                       "test_acc": c["test"]["all"]["acc"], "test_macro_acc": c["test"]["all"]["macro_acc"]}
+            "candidates": {c["name"]: {"valid_macro_acc": c["valid_macro_acc"], "test_acc": c["test"]["all"]["acc"],
+                                       "test_macro_acc": c["test"]["all"]["macro_acc"]}
                            for c in selection["candidates"]}}
-    head, result = fit_head(model, tracks, emb, all_tracks_split(tracks), cfg, Path(run_dir))
-    head.install(model)
-    model.eval()
-    thin = [label for label, kept in zip(GENRES, head.frozen.tolist()) if kept]
-    training = {"method": "frozen AudioSet mn04 backbone; MLP head started from the AudioSet genre rows and "
-                          "trained on cached embeddings of augmented 3-s windows with an L2-SP pull toward them; "
-                          f"output rows kept at AudioSet for genres with fewer than {cfg.protect_below} artists in the "
-                          f"data: {', '.join(thin) or 'none'}",
+    head, result = fit_head(backbones, tracks, feats, all_tracks_split(tracks), cfg, Path(run_dir))
+    ordered = [backbones[n] for n in cfg.head.backbones]
+    model = FusedNet(name, ordered, head, temperature).eval()
+    training = {"method": f"frozen {', '.join(cfg.head.backbones)}; {config_name(cfg)} head trained on "
+                          "cached embeddings of augmented 3-s windows; logits divided by a temperature fitted on "
+                          "the CV validation folds (median over folds)",
                 "data": {src: sum(t.source == src for t in tracks) for src in sorted({t.source for t in tracks})},
-                "windows": int((emb.view > 0).sum()), "epochs": cfg.train.epochs, "seconds": round(result.seconds, 1),
-                "config": asdict(cfg)}
-    provenance = {"source": "EfficientAT mn04_as (F. Schmid), AudioSet mAP 0.432",
-                  "url": "https://github.com/fschmid56/EfficientAT"}
-    return export_onnx(model, out_dir, name, metrics=metrics, training=training, provenance=provenance)
+                "windows": int((feats.view > 0).sum()), "epochs": cfg.head.train.epochs,
+                "seconds": round(result.seconds, 1), "temperature": temperature, "config": asdict(cfg),
+                "frontends": {b.name: asdict(b.frontend_params) for b in ordered}}
+    provenance = {"source": "; ".join(b.provenance for b in ordered)}
+    licence = "\n\n".join(dict.fromkeys(b.licence.strip() for b in ordered))
+    return export_onnx(model, out_dir, name, metrics=metrics, training=training, provenance=provenance,
+                       licence=licence, weights=[b.weights for b in ordered])
+
+
+def cv_metrics(reports: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Metadata figures of a config's CV runs: pooled test folds per fold seed, averaged; calibration."""
+    def figures(r: dict[str, Any], kind: str) -> dict[str, Any]:
+        ev = r[kind]["evaluate"]
+        return {src: {"track_acc": v["acc"], "track_macro_acc": v["macro_acc"], "per_class": v["per_class"],
+                      "window_acc": ev["per_source"][src]["window_acc"] if src != "all" else ev["window"]["acc"]}
+                for src, v in r[kind]["track"].items()}
+    kinds = [k for k in reports[0] if k == "trained" or k.startswith("zero_shot:")]
+    out = {"protocol": reports[0]["protocol"] + f"; fold seeds {[r['config']['fold_seed'] for r in reports]}, averaged",
+           "cv_mean": {k: mean_nested([figures(r, k) for r in reports]) for k in kinds},
+           "calibration": mean_nested([{p: {lvl: {"ece": r["calibration"][p][lvl]["ece"]} for lvl in ("window", "track")}
+                                        for p in ("raw", "calibrated")} for r in reports])}
+    out["cv_track_acc"] = out["cv_mean"]["trained"]["all"]["track_acc"]
+    out["cv_track_macro_acc"] = out["cv_mean"]["trained"]["all"]["track_macro_acc"]
+    return out
 
 
 def _read_json(path: Path) -> Any:
@@ -584,57 +415,60 @@ def _read_json(path: Path) -> Any:
 
 
 def main(argv: list[str] | None = None) -> int:
+    h, f = HeadConfig(), FeatureConfig()
     ap = argparse.ArgumentParser(prog="python -m training.transfer", description=__doc__.splitlines()[0])
     ap.add_argument("command", choices=("cv", "holdout", "select", "final"))
     ap.add_argument("--data", action="append", default=[], metavar="DIR", help="GTZAN-layout folder (repeat)")
     ap.add_argument("--out", default="runs/transfer", help="run folder")
-    ap.add_argument("--cache", default="cache", help="audio and embedding cache folder")
-    ap.add_argument("--views", type=int, default=TransferConfig.views)
-    ap.add_argument("--l2sp", type=float, default=TransferConfig.l2sp)
-    ap.add_argument("--train-part", choices=TRAIN_PARTS, default=TransferConfig.train_part)
-    ap.add_argument("--epochs", type=int, default=30)
-    ap.add_argument("--lr", type=float, default=1e-3)
-    ap.add_argument("--mixup", type=float, default=0.0, help="mixup alpha on embeddings (0 = off)")
-    ap.add_argument("--label-smoothing", type=float, default=0.0)
-    ap.add_argument("--no-balance", action="store_true", help="sample windows without class balancing")
-    ap.add_argument("--protect-below", type=int, default=TransferConfig.protect_below, metavar="N",
+    ap.add_argument("--cache", default="cache", help="audio and feature cache folder")
+    ap.add_argument("--kind", choices=KINDS, default=h.kind, help="head kind (see training.heads)")
+    ap.add_argument("--backbones", default=",".join(h.backbones), help="comma-separated backbones the head reads")
+    ap.add_argument("--hidden", type=int, default=h.hidden)
+    ap.add_argument("--dropout", type=float, default=h.dropout)
+    ap.add_argument("--l2sp", type=float, default=h.l2sp)
+    ap.add_argument("--train-part", choices=("head", "last", "bias"), default=h.train_part)
+    ap.add_argument("--protect-below", type=int, default=h.protect_below, metavar="N",
                     help="keep the AudioSet rows of genres with fewer than N training artists (0: train every row)")
-    ap.add_argument("--protect-rival", action="store_true",
-                    help="keep the protected rows in the training softmax as fixed rivals")
-    ap.add_argument("--max-folds", type=int)
+    ap.add_argument("--epochs", type=int, default=h.train.epochs)
+    ap.add_argument("--lr", type=float, default=h.train.lr)
+    ap.add_argument("--weight-decay", type=float, default=h.train.weight_decay)
+    ap.add_argument("--label-smoothing", type=float, default=h.train.label_smoothing)
+    ap.add_argument("--mixup", type=float, default=0.0, help="mixup alpha on embeddings (0 = off)")
+    ap.add_argument("--balance", choices=BALANCES, default=TransferConfig.balance,
+                    help="sampling of training windows: per genre, per genre and artist, or none")
+    ap.add_argument("--views", type=int, default=f.views, help="augmented views per window (feature cache)")
+    ap.add_argument("--folds", type=int, default=TransferConfig.folds, help="(cv) number of folds")
+    ap.add_argument("--max-folds", type=int, help="(cv) run only the first N folds")
     ap.add_argument("--fold-seed", type=int, default=0, help="(cv) seed of the fold assignment")
     ap.add_argument("--test-source", help="(holdout) data source (folder name) to test on, training on the others")
-    ap.add_argument("--cv", action="append", default=[], metavar="RUN",
-                    help="(select) CV run folder (repeat: every config, every fold seed)")
-    ap.add_argument("--selection", metavar="FILE",
-                    help="(final) selection.json from select: its config, the median best epoch of its CV folds, "
-                         "its figures into the metadata")
+    ap.add_argument("--cv", action="append", default=[], metavar="RUN", help="(select) CV run folder (repeat)")
+    ap.add_argument("--selection", metavar="FILE", help="(final) selection.json from select")
     ap.add_argument("--models", default="models", help="(final) export folder")
-    ap.add_argument("--name", default="mobilenet", help="(final) model name")
+    ap.add_argument("--name", default="fusion", help="(final) model name")
     args = ap.parse_args(argv)
     logging.basicConfig(format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
     logging.getLogger("training").setLevel(logging.INFO)
     torch.set_num_threads(1)  # one core per job: the machine's two cores are shared
-    base = TransferConfig()
-    cfg = replace(base, views=args.views, l2sp=args.l2sp, train_part=args.train_part, balance=not args.no_balance,
-                  protect_below=args.protect_below, protect_rival=args.protect_rival, fold_seed=args.fold_seed,
-                  augment=replace(base.augment, mixup_alpha=args.mixup, mixup_prob=0.5 if args.mixup else 0.0),
-                  train=replace(base.train, epochs=args.epochs, lr=args.lr, label_smoothing=args.label_smoothing))
+    head = replace(h, kind=args.kind, backbones=tuple(b for b in args.backbones.split(",") if b), hidden=args.hidden,
+                   dropout=args.dropout, l2sp=args.l2sp, train_part=args.train_part, protect_below=args.protect_below,
+                   train=replace(h.train, epochs=args.epochs, lr=args.lr, weight_decay=args.weight_decay,
+                                 label_smoothing=args.label_smoothing))
+    cfg = TransferConfig(head=head, features=replace(f, views=args.views), balance=args.balance,
+                         mixup=args.mixup, folds=args.folds, fold_seed=args.fold_seed)
     try:
+        head.check()
         if args.command != "select" and not args.data:
             raise UsageError(f"{args.command} needs --data DIR")
         if args.command == "cv":
-            report = run_cv(args.data, cfg, args.out, args.cache, args.max_folds)
-            print("\n".join(summary_lines(report)))
+            print("\n".join(summary_lines(run_cv(args.data, cfg, args.out, args.cache, args.max_folds))))
         elif args.command == "holdout":
             if not args.test_source:
                 raise UsageError("holdout needs --test-source NAME")
-            report = run_holdout(args.data, args.test_source, cfg, args.out, args.cache)
-            print("\n".join(summary_lines(report)))
+            print("\n".join(summary_lines(run_holdout(args.data, args.test_source, cfg, args.out, args.cache))))
         elif args.command == "select":
             if not args.cv:
                 raise UsageError("select needs --cv RUN (repeat)")
-            sel = select([{**_read_json(Path(run) / "cv.json"), "run_dir": run} for run in args.cv])
+            sel = select_runs([{**_read_json(Path(run) / "cv.json"), "run_dir": run} for run in args.cv])
             Path(args.out).mkdir(parents=True, exist_ok=True)
             write_json(sel, Path(args.out) / "selection.json")
             print("\n".join(selection_table(sel)))
@@ -643,11 +477,13 @@ def main(argv: list[str] | None = None) -> int:
             if args.selection:
                 sel = _read_json(Path(args.selection))
                 if sel["chosen_config"] is None:
-                    raise UsageError("the selection chose the zero-shot head: ship models/audioset-zeroshot instead")
+                    raise UsageError(f"the selection chose {sel['chosen']}: ship that zero-shot model instead")
                 cfg = config_from_dict(sel["chosen_config"])
                 reports = [_read_json(Path(run) / "cv.json") for run in sel["chosen_runs"]]
-            paths = train_final(args.data, cfg, args.out, args.models, args.name, reports, sel, args.cache)
-            print(*paths)
+            print(*train_final(args.data, cfg, args.out, args.models, args.name, reports, sel, args.cache))
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except StreamtagError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import partial
 from typing import Callable, Sequence
 
-from . import cnn, mixer, mobilenet, resnet
+from . import cnn, mixer, mobilenet, musicnn, resnet
 from .genrenet import WINDOW_SECONDS, GenreNet
 
 ARCHS: dict[str, Callable[..., GenreNet]] = {
@@ -15,8 +15,10 @@ ARCHS: dict[str, Callable[..., GenreNet]] = {
     "mixer": mixer.build,
     "mobilenet": mobilenet.build,
     "audioset-zeroshot": partial(mobilenet.build, head="audioset", arch="audioset-zeroshot"),
+    "musicnn-zeroshot": musicnn.build_zeroshot,
 }
-"""Architecture name -> builder; ``audioset-zeroshot`` is the untrained ``mobilenet``."""
+"""Architecture name -> builder; ``audioset-zeroshot`` is the untrained ``mobilenet``, ``musicnn-zeroshot``
+the untrained musicnn MSD tagger with its genre tags."""
 
 __all__ = ["ARCHS", "GenreNet", "WINDOW_SECONDS", "build_model"]
 
