@@ -17,3 +17,12 @@ class RuntimeFailure(StreamtagError):
     """The pipeline failed while running (stream died, device lost): exit 1."""
 
     exit_code = 1
+
+
+class OutputClosed(StreamtagError):
+    """Standard output's reader went away (``| head``): stop quietly; exit 0, no message."""
+
+    exit_code = 0
+
+    def __init__(self) -> None:
+        super().__init__("standard output was closed by its reader")
