@@ -58,8 +58,8 @@ def check_bounds(settings: object) -> None:
             continue
         low_ok = v > lo if name in _OPEN_LOW else v >= lo
         if not (math.isfinite(v) and low_ok and v <= hi):
-            low = f"above {lo:g}" if name in _OPEN_LOW else f"at least {lo:g}"
-            raise UsageError(f"{name} {v!r}: must be {low} and at most {hi:g}{unit}")
+            low = f"above {lo:.10g}" if name in _OPEN_LOW else f"at least {lo:.10g}"
+            raise UsageError(f"{name} {v!r}: must be {low} and at most {hi:.10g}{unit}")
 
 
 @dataclass
