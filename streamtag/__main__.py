@@ -4,16 +4,24 @@ Only :mod:`streamtag.signals` (stdlib) is imported before the handlers are in pl
 in the first instant of a run is recorded instead of tearing an import apart.
 """
 
+import signal
 import sys
 
-from .signals import install
+from .signals import STOP_SIGNALS, install
 
 
 def main() -> int:
-    """Install the stop-signal handlers, then run :func:`streamtag.cli.main`."""
+    """Install the stop-signal handlers, run :func:`streamtag.cli.main`, then ignore the stop signals.
+
+    Ignoring them for the last instant (interpreter shutdown would restore the default actions)
+    keeps a late signal from turning a finished run's exit code into death by signal.
+    """
     install()
     from .cli import main as cli_main
-    return cli_main()
+    code = cli_main()
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
+    return code
 
 
 if __name__ == "__main__":

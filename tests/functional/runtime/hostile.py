@@ -95,9 +95,12 @@ def run_cli(capfd, *argv, stdin: bytes | None = None) -> Run:
 
 
 def popen(*argv, env: dict | None = None, **kw) -> subprocess.Popen:
-    """Start ``python -m streamtag ARGV`` (stdout/stderr piped as bytes; bytes arguments passed as they are)."""
+    """Start ``python -m streamtag ARGV`` (stdout/stderr piped as bytes; bytes arguments passed as they are).
+
+    Unbuffered pipes: a ``readline()`` before :func:`finish` never swallows what follows the line.
+    """
     args = [a if isinstance(a, bytes) else str(a) for a in argv]
-    return subprocess.Popen([sys.executable, "-m", "streamtag", *args], env=cli_env(env), cwd=REPO,
+    return subprocess.Popen([sys.executable, "-m", "streamtag", *args], env=cli_env(env), cwd=REPO, bufsize=0,
                             stdout=kw.pop("stdout", subprocess.PIPE), stderr=kw.pop("stderr", subprocess.PIPE),
                             stdin=kw.pop("stdin", subprocess.DEVNULL), **kw)
 
