@@ -208,11 +208,21 @@ def cmd_subscribe(args: argparse.Namespace) -> int:
     for t in args.topic or [""]:
         sock.setsockopt_string(zmq.SUBSCRIBE, t)
     _say(f"{PROG}: subscribed to {args.connect} ({', '.join(args.topic or ['all topics'])})")
+    # ZeroMQ never reconnects after a protocol error (a message over MAXMSGSIZE): reconnect ourselves
+    monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+    poller = zmq.Poller()
+    poller.register(sock, zmq.POLLIN)
+    poller.register(monitor, zmq.POLLIN)
     n = skipped = 0
     try:
         with signals.armed():
             while args.count is None or n < args.count:
-                if not sock.poll(200):
+                ready = dict(poller.poll(200))
+                if monitor in ready:
+                    monitor.recv_multipart()
+                    sock.disconnect(args.connect)
+                    sock.connect(args.connect)
+                if sock not in ready:
                     continue
                 frames = sock.recv_multipart()
                 try:
@@ -234,6 +244,8 @@ def cmd_subscribe(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     finally:
+        sock.disable_monitor()
+        monitor.close()
         sock.close()
         ctx.term()
         if skipped:
