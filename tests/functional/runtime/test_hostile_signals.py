@@ -10,6 +10,7 @@ streamtag code runs, a signal has Python's default effect.
 
 from __future__ import annotations
 
+import re
 import signal
 import time
 
@@ -24,8 +25,11 @@ STARTUP_DELAYS = (0.05, 0.2, 0.4, 0.7, 1.1, 1.6, 2.5)
 
 
 def _python_startup_only(run) -> bool:
-    """True when the signal came while the interpreter itself was starting, before any streamtag code ran."""
-    return run.code in (1, -2, -15, -1) and "/streamtag/" not in run.err.replace("streamtag_0", "")
+    """True when the signal came before the handlers were in place: interpreter start-up, or the module-level
+    imports of ``streamtag/__main__.py`` and ``streamtag/signals.py`` that precede ``install()``."""
+    frames = re.findall(r'File "[^"]*/streamtag/(\w+)\.py", line \d+, in (\S+)', run.err)
+    early = all(mod in ("__init__", "__main__", "signals") and where == "<module>" for mod, where in frames)
+    return run.code in (1, -2, -15, -1) and early
 
 
 @pytest.fixture(scope="module")
