@@ -144,6 +144,8 @@ def open_audio(path: str | Path) -> AudioFile:
         raise UsageError(f"{path}: no such file") from None
     except OSError as exc:
         raise UsageError(f"{path}: cannot open ({exc.strerror})") from None
+    except ValueError:  # a NUL byte (possible from a config file or the API, not from argv)
+        raise UsageError(f"{path}: not a valid file name") from None
     if stat.S_ISDIR(mode):
         raise UsageError(f"{path}: is a directory, not an audio file")
     if not stat.S_ISREG(mode):  # opening a FIFO would block; a device never ends

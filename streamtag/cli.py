@@ -369,6 +369,10 @@ def _own_stdio() -> Callable[[], None]:
         sys.stdin = open(0, closefd=False)
     if sys.stdout is None:
         sys.stdout = open(1, "w", closefd=False)
+    try:  # a name the locale cannot encode (LANG=C, PYTHONIOENCODING=ascii) is escaped, not an error
+        sys.stdout.reconfigure(errors="backslashreplace")
+    except (AttributeError, ValueError):
+        pass
     try:
         if sys.stderr is None or sys.stderr.fileno() == 2:
             sys.stderr = open(os.dup(2), "w", buffering=1, errors="backslashreplace")
@@ -393,6 +397,18 @@ def _settle_stdout() -> None:
         os.close(null)
 
 
+def _where(exc: BaseException) -> str:
+    """``module.py:line`` of the innermost streamtag frame of ``exc``'s traceback, for bug reports."""
+    where = "?"
+    tb = exc.__traceback__
+    while tb is not None:
+        path = tb.tb_frame.f_code.co_filename
+        if os.sep + "streamtag" + os.sep in path:
+            where = f"{os.path.basename(path)}:{tb.tb_lineno}"
+        tb = tb.tb_next
+    return where
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: run one command and return its exit code."""
     restore_signals = signals.install()
@@ -411,6 +427,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if command in STOPPABLE:
             return 0
         _error("interrupted")
+        return 1
+    except Exception as exc:  # a bug: still one line (with where it happened), never a traceback
+        _error(f"internal error: {type(exc).__name__}: {exc} ({_where(exc)})")
         return 1
     finally:
         restore_stdio()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import stat
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,8 @@ MAX_WINDOW_SAMPLES = 1 << 22
 """Most samples in one model window (about 2 min at 32 kHz)."""
 MAX_LABELS = 1000
 """Most labels a model may have."""
+MAX_METADATA_BYTES = 16 << 20
+"""Largest metadata file read (a FIFO or a huge file is refused before reading)."""
 
 _SCALARS = {"int": int, "float": float, "str": str, "bool": bool}
 
@@ -209,6 +212,10 @@ class ModelMeta:
         NaN, Infinity and numbers beyond float range are rejected: metadata flows into JSON output.
         """
         try:
+            info = os.stat(path)
+            if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_METADATA_BYTES:
+                raise UsageError(f"{path}: model metadata must be a regular file of at most "
+                                 f"{MAX_METADATA_BYTES >> 20} MiB")
             d = strictjson.loads(Path(path).read_bytes())
         except FileNotFoundError:
             raise UsageError(f"{path}: model metadata not found") from None

@@ -40,12 +40,12 @@ BOUNDS: dict[str, tuple[float, float, str]] = {
     "batch": (1, 256, ""),
     "rate": (MIN_RATE, MAX_RATE, " Hz"),
     "channels": (1, 64, ""),
-    "duration": (0, 1e7, " s"),  # 0 itself excluded
+    "duration": (0.01, 1e7, " s"),
     "status_interval": (0.1, 86400, " s"),
     "buffer_seconds": (1, 300, " s"),
 }
-"""Inclusive ``(low, high, unit)`` of every numeric setting (``ema_alpha`` and ``duration`` exclude 0)."""
-_OPEN_LOW = {"ema_alpha", "duration"}
+"""Inclusive ``(low, high, unit)`` of every numeric setting (``ema_alpha`` excludes 0)."""
+_OPEN_LOW = {"ema_alpha"}
 MAX_STREAM_NAME = 200
 """Longest ``--stream`` name (it travels in every event)."""
 
