@@ -118,10 +118,11 @@ def test_server_that_never_answers_is_one_line_exit_2(runs):
     check(runs["stall-before"], 2, "/stall-before", bound=URL_BOUND_S)
 
 
-@pytest.mark.xfail(strict=True, reason="issue 9: ffmpeg's read timeout ends a stalled stream with exit 0 "
-                                       "and no error (issue 11 item 6)")
-def test_stream_that_stalls_after_data_is_a_runtime_failure_keeping_its_events(runs):
-    r = runs["stall-after"]
+@pytest.mark.xfail(strict=True, reason="issue 9: ffmpeg's read timeout (a stall) and a connection dropped before the "
+                                       "promised Content-Length both end with exit 0 and no error (issue 11 item 6)")
+@pytest.mark.parametrize("case", ["stall-after", "drop-midway"])
+def test_stream_that_dies_after_data_is_a_runtime_failure_keeping_its_events(runs, case):
+    r = runs[case]
     check(r, 1, bound=URL_BOUND_S)
     assert r.events(events.GENRE) and r.lines[-1]["final"]
 
@@ -137,14 +138,6 @@ def test_long_corrupt_mp3_never_hangs(runs):
     assert r.code is not None, "hung"
     check(r, r.code, bound=URL_BOUND_S, errors=1 if r.code else 0)
     assert r.code in (0, 1, 2) and r.events(events.GENRE)
-
-
-@pytest.mark.xfail(strict=True, reason="issue 9: a connection dropped before the promised Content-Length "
-                                       "exits 0 with no error (issue 11 item 6)")
-def test_connection_dropped_mid_way_is_a_runtime_failure_keeping_its_events(runs):
-    r = runs["drop-midway"]
-    check(r, 1, bound=URL_BOUND_S)
-    assert r.events(events.GENRE) and r.lines[-1]["final"]
 
 
 def test_stop_signal_while_connecting_exits_0_and_leaves_no_child(runs):
