@@ -77,6 +77,7 @@ class Watch:
         self.proc, self.t0 = proc, time.monotonic()
         self.windows, self.last_t_end, self.final, self.bad_lines, self.seq_errors = 0, 0.0, None, 0, 0
         self.rss: list[tuple[float, float]] = []
+        self.final_rss: float | None = None
         try:
             import jsonschema
             schema = events.schema()
@@ -106,6 +107,7 @@ class Watch:
                 self.last_t_end = e["t_end"]
             elif topic == events.STATUS and e["final"]:
                 self.final = e
+                self.final_rss = rss_mb(self.proc.pid)  # before the interpreter tears down
 
     def _sample(self) -> None:
         while self.proc.poll() is None:
@@ -143,9 +145,9 @@ def run_phase(name: str, argv: list[str], audio_s: float, stalls: tuple[float, f
     f = w.final or {}
     warm = min(60.0, 0.25 * wall)  # baseline: RSS after the first minute (or quarter of a short run)
     t_warm, after_warmup = next(((t, r) for t, r in w.rss if t >= warm), w.rss[0] if w.rss else (0, float("nan")))
-    end = w.rss[-1][1] if w.rss else float("nan")
+    end = w.final_rss if w.final_rss is not None else float("nan")
     peak = max((r for _, r in w.rss), default=float("nan"))
-    span_h = max((w.rss[-1][0] - t_warm) / 3600, 1e-9) if w.rss else 1e-9
+    span_h = max((wall - t_warm) / 3600, 1e-9)
     dropped = f.get("dropped_samples")
     covered = abs(w.last_t_end - audio_s) < 0.01
     print(f"\n== {name}: {' '.join(argv[:1] + argv[-6:])}")
@@ -154,7 +156,7 @@ def run_phase(name: str, argv: list[str], audio_s: float, stalls: tuple[float, f
           f"invalid lines {w.bad_lines}; last window ends at {w.last_t_end:.3f} s of {audio_s:.3f} s")
     print(f"dropped_samples {dropped}, clipped_samples {f.get('clipped_samples')}, latency p50/p99 "
           f"{f.get('latency_p50_ms')}/{f.get('latency_p99_ms')} ms")
-    print(f"RSS after warm-up ({t_warm:.0f} s) {after_warmup:.1f} MiB, peak {peak:.1f}, end {end:.1f} "
+    print(f"RSS after warm-up ({t_warm:.0f} s) {after_warmup:.1f} MiB, peak {peak:.1f}, at the final status {end:.1f} "
           f"(ratio end/warm {end / after_warmup:.3f}, growth {(end - after_warmup) / span_h:+.1f} MiB/h)")
     print(f"exit code {proc.returncode}; stderr: {err.splitlines()[-1] if err else ''}")
     ok = (proc.returncode == 0 and dropped == 0 and covered and w.seq_errors == 0 and w.bad_lines == 0

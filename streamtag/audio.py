@@ -81,17 +81,30 @@ class StreamResampler:
 _quiet_lock = threading.Lock()
 _quiet_users = 0
 _saved_stderr_fd: int | None = None
+_quiet_enabled = False
+
+
+def quiet_decoders(enabled: bool) -> None:
+    """Switch :func:`quiet_c_stderr` on or off (off by default: library users keep their stderr).
+
+    The CLI switches it on once ``sys.stderr`` writes through a duplicate of fd 2, so streamtag's
+    own messages are never swallowed with the decoder's chatter.
+    """
+    global _quiet_enabled
+    _quiet_enabled = enabled
 
 
 @contextmanager
 def quiet_c_stderr() -> Iterator[None]:
-    """Point file descriptor 2 at /dev/null while a C decoder runs (thread-safe, nestable).
+    """Point file descriptor 2 at /dev/null while a C decoder runs (when switched on; thread-safe, nestable).
 
     libsndfile's MP3 decoder (libmpg123) prints resync chatter straight to fd 2; the decoder's
-    error code is what streamtag reports. The CLI writes its own messages through a duplicate
-    of the original stderr (see :func:`streamtag.cli.main`), so they are never swallowed here.
+    error code is what streamtag reports.
     """
     global _quiet_users, _saved_stderr_fd
+    if not _quiet_enabled:
+        yield
+        return
     with _quiet_lock:
         if _quiet_users == 0:
             try:

@@ -376,11 +376,15 @@ def _own_stdio() -> Callable[[], None]:
     try:
         if sys.stderr is None or sys.stderr.fileno() == 2:
             sys.stderr = open(os.dup(2), "w", buffering=1, errors="backslashreplace")
+        quiet = sys.stderr.fileno() != 2
     except (AttributeError, OSError, ValueError):  # a replaced stderr without a file descriptor (tests)
-        pass
+        quiet = False
+    from .audio import quiet_decoders
+    quiet_decoders(quiet)
 
     def restore() -> None:
         _settle_stdout()
+        quiet_decoders(False)
         if sys.stderr is not saved[2]:
             sys.stderr.close()
         sys.stdin, sys.stdout, sys.stderr = saved
