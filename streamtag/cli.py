@@ -55,7 +55,7 @@ def _common(p: argparse.ArgumentParser, cfg) -> None:
     p.add_argument("--config", metavar="PATH", help="TOML config file (default ~/.config/streamtag/config.toml)")
     p.add_argument("--model", "-m", metavar="M", help="model name in models/ or path to a .onnx (default: models/DEFAULT)")
     p.add_argument("--provider", choices=cfg.PROVIDER_CHOICES, help="ONNX Runtime provider (default auto: CUDA if available)")
-    p.add_argument("--hop", type=float, metavar="S", help="seconds between windows (default 1.0, min 0.1)")
+    p.add_argument("--hop", type=float, metavar="S", help="seconds between windows (default 1.0; 0.1..3600)")
     p.add_argument("--vote", choices=cfg.VOTE_MODES, help="smoothing of window probabilities (default ema)")
     p.add_argument("--vote-window", type=int, metavar="N", help="windows for soft/hard votes (default 5)")
     p.add_argument("--ema-alpha", type=float, metavar="A", help="weight of the newest window in the ema vote (default 0.4)")
