@@ -14,7 +14,7 @@ the baseline is the same run's RSS after its first minute, or first quarter when
         [--accelerated-seconds 3600] [--realtime-seconds 600] [--stall-every 100] [--stall-seconds 25]
         [--data ../shared/data/gtzan-mini]
 
-Exit code 1 when a phase dropped file samples, left audio unanalysed, lost or reordered windows,
+A phase given 0 seconds is skipped. Exit code 1 when a phase dropped file samples, left audio unanalysed, lost or reordered windows,
 printed invalid JSON or failed; 0 otherwise. Prints the load average (figures from a loaded
 machine say so).
 """
@@ -128,13 +128,14 @@ def run_phase(name: str, argv: list[str], audio_s: float, stalls: tuple[float, f
     proc = subprocess.Popen([sys.executable, "-m", "streamtag", *argv], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, cwd=REPO, env=env)
     w = Watch(proc)
-    stalled = 0
+    stalled, rss_at_stalls = 0, []
     if stalls:
         every, length = stalls
         while proc.poll() is None:
             time.sleep(every)
             if proc.poll() is not None:
                 break
+            rss_at_stalls.append(rss_mb(proc.pid))
             proc.send_signal(signal.SIGSTOP)
             time.sleep(length)
             proc.send_signal(signal.SIGCONT)
@@ -158,6 +159,8 @@ def run_phase(name: str, argv: list[str], audio_s: float, stalls: tuple[float, f
           f"{f.get('latency_p50_ms')}/{f.get('latency_p99_ms')} ms")
     print(f"RSS after warm-up ({t_warm:.0f} s) {after_warmup:.1f} MiB, peak {peak:.1f}, at the final status {end:.1f} "
           f"(ratio end/warm {end / after_warmup:.3f}, growth {(end - after_warmup) / span_h:+.1f} MiB/h)")
+    if rss_at_stalls:
+        print("RSS before each stall: " + ", ".join(f"{r:.1f}" for r in rss_at_stalls if r is not None) + " MiB")
     print(f"exit code {proc.returncode}; stderr: {err.splitlines()[-1] if err else ''}")
     ok = (proc.returncode == 0 and dropped == 0 and covered and w.seq_errors == 0 and w.bad_lines == 0
           and f.get("windows") == w.windows)
@@ -181,10 +184,10 @@ def main() -> int:
         long_wav = Path(tmp) / "soak.wav"
         seconds = build_file(a.data, max(a.accelerated_seconds, a.realtime_seconds), long_wav)
         common = ["--no-tui", "--json", "--no-publish", "--model", model, "--hop", str(a.hop)]
-        ok = run_phase("accelerated", ["listen", "--input", str(long_wav), "--fast", *common,
-                                       "--duration", str(a.accelerated_seconds)],
-                       min(seconds, a.accelerated_seconds), None)
-        ok &= run_phase("real time with SIGSTOP/SIGCONT stalls",
+        ok = a.accelerated_seconds <= 0 or run_phase(
+            "accelerated", ["listen", "--input", str(long_wav), "--fast", *common,
+                            "--duration", str(a.accelerated_seconds)], min(seconds, a.accelerated_seconds), None)
+        ok &= a.realtime_seconds <= 0 or run_phase("real time with SIGSTOP/SIGCONT stalls",
                         ["listen", "--input", str(long_wav), *common, "--duration", str(a.realtime_seconds)],
                         min(seconds, a.realtime_seconds), (a.stall_every, a.stall_seconds))
     print(f"\nload average at end: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
