@@ -1,5 +1,5 @@
-"""Shared checks of the hostile-input suite: what every case asserts, runners (in-process and in
-parallel subprocesses) and makers of nasty files.
+"""Shared checks of the hostile-input suite: what every case asserts, runners (in-process, or subprocesses
+started side by side) and makers of nasty files.
 
 Every case asserts: the command ended within a bound; the exit code; exactly the expected number
 of ``streamtag: error:`` lines and nothing on stderr that does not start with ``streamtag:`` (no
@@ -116,19 +116,6 @@ def finish(proc: subprocess.Popen, t0: float, timeout: float, stdin: bytes | Non
         code = None
     return Run(code, (out or b"").decode(errors="replace"), (err or b"").decode(errors="replace"),
                time.monotonic() - t0)
-
-
-def run_parallel(cases: dict[str, list], env: dict | None = None, timeout: float = 60,
-                 width: int = 4) -> dict[str, Run]:
-    """Run ``python -m streamtag ARGS`` for every case, ``width`` at a time; {name: Run}."""
-    results: dict[str, Run] = {}
-    todo = list(cases.items())
-    while todo:
-        batch, todo = todo[:width], todo[width:]
-        started = [(name, popen(*args, env=env), time.monotonic()) for name, args in batch]
-        for name, proc, t0 in started:
-            results[name] = finish(proc, t0, timeout)
-    return results
 
 
 # --- nasty files -----------------------------------------------------------------------------------

@@ -19,7 +19,6 @@ import soundfile as sf
 
 from hostile import check, finish, flac_total_samples, music, patch, popen, run_cli, validate_event, wav
 from streamtag import events
-from streamtag.errors import UsageError
 from streamtag.pipeline import Pipeline
 from streamtag.settings import ListenSettings
 
