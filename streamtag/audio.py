@@ -6,7 +6,12 @@ resampled with soxr at HQ quality, so the two can never disagree about the resam
 
 from __future__ import annotations
 
+import os
+import stat
+import threading
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import soundfile as sf
@@ -17,13 +22,37 @@ from .errors import UsageError
 RESAMPLE_QUALITY = "HQ"
 """soxr quality used everywhere (training caches and live streams alike)."""
 
+MIN_RATE, MAX_RATE = 1000, 768000
+"""Sample rates accepted from a file header, ``--rate`` or a device (Hz)."""
+
 
 def to_mono(x: np.ndarray) -> np.ndarray:
-    """Average the channels of a ``(frames, channels)`` or ``(frames,)`` array to float32 mono."""
+    """Average the channels of a ``(frames, channels)`` or ``(frames,)`` array to float32 mono.
+
+    Garbage beyond float32 range overflows to inf quietly; :func:`sanitize` then zeroes it.
+    """
     x = np.asarray(x, dtype=np.float32)
     if x.ndim == 1:
         return x
-    return x.mean(axis=1, dtype=np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):
+        return x.mean(axis=1, dtype=np.float32)
+
+
+def sanitize(x: np.ndarray) -> int:
+    """Make float32 samples safe in place: NaN/inf become 0, samples beyond full scale are clipped to +-1.
+
+    Returns how many samples were changed (0 on the fast path, when every sample is within +-1).
+    """
+    if x.size == 0:
+        return 0
+    with np.errstate(invalid="ignore"):
+        if np.max(np.abs(x)) <= 1.0:  # NaN compares False: falls through
+            return 0
+    bad = ~np.isfinite(x)
+    x[bad] = 0.0
+    over = np.abs(x) > 1.0
+    np.clip(x, -1.0, 1.0, out=x)
+    return int(bad.sum()) + int(over.sum())
 
 
 def resample(x: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
@@ -49,24 +78,112 @@ class StreamResampler:
         return self._rs.resample_chunk(np.ascontiguousarray(mono, dtype=np.float32), last=last)
 
 
-def open_audio(path: str | Path) -> sf.SoundFile:
-    """Open any file libsndfile decodes for block-wise reading (the caller closes it).
+_quiet_lock = threading.Lock()
+_quiet_users = 0
+_saved_stderr_fd: int | None = None
+_quiet_enabled = False
 
-    Raises :class:`UsageError` with a one-line message for missing, unreadable or empty files.
+
+def quiet_decoders(enabled: bool) -> None:
+    """Switch :func:`quiet_c_stderr` on or off (off by default: library users keep their stderr).
+
+    The CLI switches it on once ``sys.stderr`` writes through a duplicate of fd 2, so streamtag's
+    own messages are never swallowed with the decoder's chatter.
     """
-    p = Path(path)
-    if not p.exists():
-        raise UsageError(f"{path}: no such file")
-    if p.is_dir():
-        raise UsageError(f"{path}: is a directory, not an audio file")
+    global _quiet_enabled
+    _quiet_enabled = enabled
+
+
+@contextmanager
+def quiet_c_stderr() -> Iterator[None]:
+    """Point file descriptor 2 at /dev/null while a C decoder runs (when switched on; thread-safe, nestable).
+
+    libsndfile's MP3 decoder (libmpg123) prints resync chatter straight to fd 2; the decoder's
+    error code is what streamtag reports.
+    """
+    global _quiet_users, _saved_stderr_fd
+    if not _quiet_enabled:
+        yield
+        return
+    with _quiet_lock:
+        if _quiet_users == 0:
+            try:
+                _saved_stderr_fd = os.dup(2)
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, 2)
+                os.close(devnull)
+            except OSError:  # no fd 2 or no /dev/null: leave stderr alone
+                _saved_stderr_fd = None
+        _quiet_users += 1
     try:
-        f = sf.SoundFile(str(p))
+        yield
+    finally:
+        with _quiet_lock:
+            _quiet_users -= 1
+            if _quiet_users == 0 and _saved_stderr_fd is not None:
+                os.dup2(_saved_stderr_fd, 2)
+                os.close(_saved_stderr_fd)
+                _saved_stderr_fd = None
+
+
+class AudioFile(sf.SoundFile):
+    """A :class:`soundfile.SoundFile` whose reads keep decoder chatter off stderr and fail in one line.
+
+    A read that hits corrupt data raises :class:`RuntimeError` saying where (libsndfile itself
+    only says "Unspecified internal error.").
+    """
+
+    def read(self, *args, **kwargs):  # noqa: D102 - same as SoundFile.read
+        position = self.tell()
+        try:
+            with quiet_c_stderr():
+                return super().read(*args, **kwargs)
+        except sf.LibsndfileError:
+            where = f" after {position / self.samplerate:.1f} s" if position else ""
+            raise RuntimeError(f"corrupt audio data{where}") from None
+
+
+def open_audio(path: str | Path) -> AudioFile:
+    """Open a regular file libsndfile decodes for block-wise reading (the caller closes it).
+
+    Raises :class:`UsageError` with a one-line message for missing, unreadable, non-regular
+    (FIFO, device: use ``--input -`` for a pipe), empty or implausible files (sample rate
+    outside 1 kHz..768 kHz). Any file name the OS accepts works, UTF-8 or not.
+    """
+    name = os.fsencode(path)  # bytes: names that are not UTF-8 open too
+    try:
+        mode = os.stat(name).st_mode
+    except FileNotFoundError:
+        raise UsageError(f"{path}: no such file") from None
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot open ({exc.strerror})") from None
+    except ValueError:  # a NUL byte (possible from a config file or the API, not from argv)
+        raise UsageError(f"{path}: not a valid file name") from None
+    if stat.S_ISDIR(mode):
+        raise UsageError(f"{path}: is a directory, not an audio file")
+    if not stat.S_ISREG(mode):  # opening a FIFO would block; a device never ends
+        raise UsageError(f"{path}: not a regular file (a pipe or device: send raw PCM to `--input -` instead)")
+    try:
+        with quiet_c_stderr():
+            f = AudioFile(name)  # by name: libsndfile needs the extension to find headerless MP3
     except (sf.LibsndfileError, RuntimeError, TypeError, ValueError) as exc:
-        raise UsageError(f"{path}: cannot decode audio ({decode_error(exc)})") from None
+        raise UsageError(f"{path}: cannot decode audio ({_open_error(exc)})") from None
     if f.frames == 0:
         f.close()
         raise UsageError(f"{path}: file holds no audio samples")
+    if not MIN_RATE <= f.samplerate <= MAX_RATE:
+        f.close()
+        raise UsageError(f"{path}: implausible sample rate {f.samplerate} Hz in the header "
+                         f"(expected {MIN_RATE}..{MAX_RATE})")
     return f
+
+
+def _open_error(exc: Exception) -> str:
+    """The reason libsndfile could not open a regular file, without its misleading stock phrases."""
+    msg = decode_error(exc)
+    if isinstance(exc, sf.LibsndfileError) and ("not a regular file" in msg or "Unspecified internal" in msg):
+        return "not a recognised audio format, or a corrupt header"
+    return msg.split(": ", 1)[1] if msg.startswith("Error opening ") and ": " in msg else msg
 
 
 def decode_error(exc: Exception) -> str:
@@ -93,10 +210,9 @@ def read_audio(path: str | Path) -> tuple[np.ndarray, int]:
 def load_mono(path: str | Path, rate: int) -> np.ndarray:
     """Decode ``path``, mix to mono and resample to ``rate``: the model-ready float32 signal.
 
-    Non-finite samples (NaN/inf) are replaced by 0 so they cannot poison a window.
+    Samples are made safe by :func:`sanitize` (NaN/inf -> 0, beyond full scale -> clipped to +-1).
     """
     data, src_rate = read_audio(path)
     mono = to_mono(data)
-    if not np.isfinite(mono).all():
-        mono = np.nan_to_num(mono, nan=0.0, posinf=0.0, neginf=0.0)
+    sanitize(mono)
     return resample(mono, src_rate, rate)

@@ -1,7 +1,10 @@
 """``streamtag listen | tag | subscribe | devices | models``.
 
-Exit codes: 0 ok (also after Ctrl-C/SIGTERM stopped ``listen`` cleanly), 2 usage or bad input,
-1 runtime failure. Every :class:`~streamtag.errors.StreamtagError` is one line on stderr.
+Exit codes: 0 ok (also after Ctrl-C/SIGTERM/SIGHUP stopped ``listen`` or ``subscribe`` cleanly,
+and when stdout's reader went away), 2 usage or bad input, 1 runtime failure (also an interrupted
+``tag``, ``models`` or ``devices``). Every :class:`~streamtag.errors.StreamtagError` is one line
+on stderr. Module-level imports stay light: :func:`main` installs the stop-signal handlers
+(:mod:`streamtag.signals`) before numpy, ZeroMQ or ONNX Runtime are imported.
 """
 
 from __future__ import annotations
@@ -9,22 +12,36 @@ from __future__ import annotations
 import argparse
 import csv
 import importlib.util
+import io
 import json
-import signal
+import math
+import os
 import sys
-from contextlib import contextmanager
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
-from . import events, settings as cfg
-from .errors import RuntimeFailure, StreamtagError, UsageError
-from .sinks import DEFAULT_PUBLISH
-from .vote import VOTE_MODES
+from . import signals
+from .errors import OutputClosed, RuntimeFailure, StreamtagError, UsageError, one_line
 
 PROG = "streamtag"
+MAX_FRAME_BYTES = 1 << 20
+"""``subscribe`` drops a publisher that sends a bigger message (ZeroMQ's MAXMSGSIZE)."""
+
+
+def _say(msg: str) -> None:
+    """One line on stderr; a broken stderr is ignored (the exit code still tells)."""
+    try:
+        print(one_line(msg), file=sys.stderr, flush=True)
+    except (OSError, ValueError, AttributeError):
+        pass
 
 
 def _error(msg: str) -> None:
-    print(f"{PROG}: error: {msg}", file=sys.stderr, flush=True)
+    _say(f"{PROG}: error: {msg}")
+
+
+def _out(line: str) -> None:
+    from .sinks import write_line
+    write_line(sys.stdout, line)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -34,12 +51,12 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see `{self.prog} --help`)")
 
 
-def _common(p: argparse.ArgumentParser) -> None:
+def _common(p: argparse.ArgumentParser, cfg) -> None:
     p.add_argument("--config", metavar="PATH", help="TOML config file (default ~/.config/streamtag/config.toml)")
     p.add_argument("--model", "-m", metavar="M", help="model name in models/ or path to a .onnx (default: models/DEFAULT)")
     p.add_argument("--provider", choices=cfg.PROVIDER_CHOICES, help="ONNX Runtime provider (default auto: CUDA if available)")
-    p.add_argument("--hop", type=float, metavar="S", help="seconds between windows (default 1.0, min 0.1)")
-    p.add_argument("--vote", choices=VOTE_MODES, help="smoothing of window probabilities (default ema)")
+    p.add_argument("--hop", type=float, metavar="S", help="seconds between windows (default 1.0; 0.1..3600)")
+    p.add_argument("--vote", choices=cfg.VOTE_MODES, help="smoothing of window probabilities (default ema)")
     p.add_argument("--vote-window", type=int, metavar="N", help="windows for soft/hard votes (default 5)")
     p.add_argument("--ema-alpha", type=float, metavar="A", help="weight of the newest window in the ema vote (default 0.4)")
     p.add_argument("--confirm", type=int, metavar="N", help="windows a new genre must lead before it is reported (default 2)")
@@ -49,11 +66,13 @@ def _common(p: argparse.ArgumentParser) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (every default is None so the settings layers can tell what was given)."""
+    from . import settings as cfg
+    from .sinks import DEFAULT_PUBLISH
     parser = _Parser(prog=PROG, description="Streaming music-genre tagger: live audio in, genre events out.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     lp = sub.add_parser("listen", help="tag a live stream (device, file, stdin, URL) window by window")
-    _common(lp)
+    _common(lp, cfg)
     lp.add_argument("--input", "-i", metavar="PATH|URL|-", help="audio file, http(s) URL or - for raw PCM on stdin "
                     "(default: the input device)")
     lp.add_argument("--device", "-d", metavar="NAME|INDEX", help="input device (see `streamtag devices`)")
@@ -71,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     lp.add_argument("--status-interval", type=float, metavar="S", help="seconds between status events (default 5)")
 
     tp = sub.add_parser("tag", help="tag audio files (one result per file)")
-    _common(tp)
+    _common(tp, cfg)
     tp.add_argument("files", nargs="+", metavar="FILE")
     fmt = tp.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", default=None, help="one JSON object per file per line")
@@ -89,25 +108,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-@contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """Turn SIGTERM into KeyboardInterrupt so both stop a command the same clean way."""
-    def handler(signum, frame):
-        raise KeyboardInterrupt
-    old = signal.signal(signal.SIGTERM, handler)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, old)
-
-
 def _fields(args: argparse.Namespace, cls: type) -> dict:
     names = {f for f in cls.__dataclass_fields__}
     return {k: v for k, v in vars(args).items() if k in names}
 
 
 def cmd_listen(args: argparse.Namespace) -> int:
-    """Run the live pipeline until the input ends, ``--duration`` passes, or Ctrl-C/SIGTERM."""
+    """Run the live pipeline until the input ends, ``--duration`` passes, or a stop signal."""
+    from . import settings as cfg
     from .pipeline import Pipeline
     from .sinks import ConsoleSink
 
@@ -115,67 +123,82 @@ def cmd_listen(args: argparse.Namespace) -> int:
     use_tui = s.tui and not s.json and sys.stdout.isatty() and importlib.util.find_spec("streamtag.tui") is not None
     if use_tui:
         from . import tui
-        return tui.run(Pipeline(s))
+        with signals.armed():  # a signal that came during start-up ends the run before the screen opens
+            p = Pipeline(s)
+        return tui.run(p)
     p = Pipeline(s, [ConsoleSink(json_lines=s.json)])
-    with _sigterm_as_interrupt():
-        try:
+    try:
+        with signals.armed():
             p.start()
             pub = f"; publishing on {p.publish_address}" if p.publish_address else ""
-            print(f"{PROG}: {p.source_description} -> model {p.meta.name} on {p.provider}{pub}",
-                  file=sys.stderr, flush=True)
+            _say(f"{PROG}: {p.source_description} -> model {p.meta.name} on {p.provider}{pub}")
             while not p.wait(0.2):
                 pass
-        except KeyboardInterrupt:
-            p.stop()
+    except KeyboardInterrupt:
+        p.stop()
     if p.error is not None:
         raise p.error
     return 0
 
 
+def _human_tag_line(r) -> str:
+    return f"{one_line(r.path)}\t{r.genre}\t{r.confidence:.2f}\t({r.windows} windows)"
+
+
 def cmd_tag(args: argparse.Namespace) -> int:
     """Tag files; bad files are reported and the rest still tagged (exit 2 if any failed)."""
+    from . import settings as cfg
     from .engine import Engine
     from .tagger import tag_files
 
     s = cfg.load(cfg.TagSettings, _fields(args, cfg.TagSettings), args.config)
-    engine = Engine(s.model, s.provider)
-    labels = engine.meta.labels
-    out = sys.stdout
-    writer = None
-    if s.csv:
-        writer = csv.writer(out)
-        writer.writerow(["path", "genre", "confidence", "windows", *labels])
     worst = 0
-    with _sigterm_as_interrupt():
-        try:
+    try:
+        with signals.armed():
+            engine = Engine(s.model, s.provider)
+            labels = engine.meta.labels
+            if s.csv:
+                _out(_csv_row(["path", "genre", "confidence", "windows", *labels]))
             for r in tag_files(args.files, s, engine):
                 if r.error is not None:
                     _error(str(r.error))
                     worst = max(worst, r.error.exit_code)
                     if s.json:
-                        print(json.dumps(r.to_dict()), file=out, flush=True)
-                    continue
-                if s.json:
-                    print(json.dumps(r.to_dict()), file=out, flush=True)
-                elif writer is not None:
-                    writer.writerow([r.path, r.genre, f"{r.confidence:.4f}", r.windows,
-                                     *(f"{r.probs.get(k, 0.0):.4f}" for k in labels)])
-                    out.flush()
+                        _out(json.dumps(r.to_dict(), allow_nan=False))
+                elif s.json:
+                    _out(json.dumps(r.to_dict(), allow_nan=False))
+                elif s.csv:
+                    _out(_csv_row([r.path, r.genre, f"{r.confidence:.4f}", r.windows,
+                                   *(f"{r.probs.get(k, 0.0):.4f}" for k in labels)]))
                 else:
-                    print(f"{r.path}\t{r.genre}\t{r.confidence:.2f}\t({r.windows} windows)", file=out, flush=True)
-        except KeyboardInterrupt:
-            raise RuntimeFailure("interrupted; the files not shown above were not tagged") from None
+                    _out(_human_tag_line(r))
+    except KeyboardInterrupt:
+        raise RuntimeFailure("interrupted; the files not shown above were not tagged") from None
     return worst
 
 
+def _csv_row(fields: list) -> str:
+    """One CSV record (quoted as needed; a field with a newline stays one record), without the line end."""
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="").writerow(fields)
+    return buf.getvalue()
+
+
 def cmd_subscribe(args: argparse.Namespace) -> int:
-    """Print each received event as a JSON line with its ``topic``."""
+    """Print each well-formed event as a JSON line with its ``topic``; skip malformed messages, counting them."""
     import zmq
 
+    from . import events, strictjson
+    from .sinks import check_address, zmq_socket
+
+    if args.count is not None and args.count < 1:
+        raise UsageError(f"--count {args.count}: must be at least 1")
+    check_address(args.connect, "--connect")
     ctx = zmq.Context()
-    sock = ctx.socket(zmq.SUB)
+    sock = zmq_socket(ctx, zmq.SUB, args.connect)
     sock.setsockopt(zmq.LINGER, 0)
     sock.setsockopt(zmq.RECONNECT_IVL, 20)  # catch a publisher soon after it binds (short --fast runs)
+    sock.setsockopt(zmq.MAXMSGSIZE, MAX_FRAME_BYTES)
     try:
         sock.connect(args.connect)
     except zmq.ZMQError as exc:
@@ -184,56 +207,93 @@ def cmd_subscribe(args: argparse.Namespace) -> int:
         raise UsageError(f"cannot connect to {args.connect}: {exc.strerror}") from None
     for t in args.topic or [""]:
         sock.setsockopt_string(zmq.SUBSCRIBE, t)
-    print(f"{PROG}: subscribed to {args.connect} ({', '.join(args.topic or ['all topics'])})",
-          file=sys.stderr, flush=True)
-    n = 0
-    with _sigterm_as_interrupt():
-        try:
+    _say(f"{PROG}: subscribed to {args.connect} ({', '.join(args.topic or ['all topics'])})")
+    # ZeroMQ never reconnects after a protocol error (a message over MAXMSGSIZE): reconnect ourselves
+    monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+    poller = zmq.Poller()
+    poller.register(sock, zmq.POLLIN)
+    poller.register(monitor, zmq.POLLIN)
+    n = skipped = 0
+    try:
+        with signals.armed():
             while args.count is None or n < args.count:
-                if not sock.poll(200):
+                ready = dict(poller.poll(200))
+                if monitor in ready:
+                    monitor.recv_multipart()
+                    sock.disconnect(args.connect)
+                    sock.connect(args.connect)
+                if sock not in ready:
                     continue
-                topic, event = events.decode(sock.recv_string())
-                print(json.dumps({"topic": topic, **event}, separators=(",", ":")), flush=True)
+                frames = sock.recv_multipart()
+                try:
+                    if len(frames) != 1:
+                        raise events.BadFrame(f"{len(frames)}-part message")
+                    topic, event = events.decode(frames[0])
+                    if event.get("v") != events.SCHEMA_VERSION:
+                        raise events.BadFrame(f"not a v{events.SCHEMA_VERSION} event")
+                except events.BadFrame as exc:
+                    skipped += 1
+                    if skipped == 1:
+                        _say(f"{PROG}: skipping malformed messages from {args.connect} (first: {exc})")
+                    continue
+                body = {k: v for k, v in event.items() if k != "topic"}
+                _out(strictjson.dumps({"topic": topic, **body}))
                 n += 1
-                if args.until_final and topic == events.STATUS and event.get("final"):
+                if args.until_final and topic == events.STATUS and event.get("final") is True:
                     break
-        except KeyboardInterrupt:
-            pass
-        finally:
-            sock.close()
-            ctx.term()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sock.disable_monitor()
+        monitor.close()
+        sock.close()
+        ctx.term()
+        if skipped:
+            _say(f"{PROG}: skipped {skipped} malformed message{'s' if skipped > 1 else ''}")
     return 0
 
 
 def cmd_devices(args: argparse.Namespace) -> int:
     """List input devices (index, name, channels, default rate; * = default input)."""
-    try:
-        import sounddevice as sd
-        devices = sd.query_devices()
-        default_in = sd.default.device[0]
-    except OSError as exc:
-        raise RuntimeFailure(f"PortAudio unavailable ({exc})") from None
-    found = False
-    for d in devices:
-        if d["max_input_channels"] > 0:
-            found = True
-            mark = "*" if d["index"] == default_in else " "
-            print(f"{mark} {d['index']:3d}  {d['name']}  ({d['max_input_channels']} ch, "
-                  f"{d['default_samplerate']:.0f} Hz)")
-    if not found:
-        print("no input devices", file=sys.stderr)
+    with signals.armed():
+        try:
+            import sounddevice as sd
+            devices = sd.query_devices()
+            default_in = sd.default.device[0]
+        except OSError as exc:
+            raise RuntimeFailure(f"PortAudio unavailable ({exc})") from None
+        found = False
+        for d in devices:
+            if d["max_input_channels"] > 0:
+                found = True
+                mark = "*" if d["index"] == default_in else " "
+                _out(one_line(f"{mark} {d['index']:3d}  {d['name']}  ({d['max_input_channels']} ch, "
+                              f"{d['default_samplerate']:.0f} Hz)"))
+        if not found:
+            _say("no input devices")
     return 0
+
+
+def _number(v) -> float | None:
+    """``v`` as a finite float, or None (booleans, huge integers and non-numbers are not figures)."""
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return None
+    try:
+        f = float(v)
+    except OverflowError:
+        return None
+    return f if math.isfinite(f) else None
 
 
 def _accuracies(metrics: dict, prefix: str = "") -> Iterator[tuple[str, float]]:
     """Every accuracy figure in the (nested) metrics as (dotted key, value); ``{"mean": x}`` counts as x."""
     for k, v in metrics.items():
-        if isinstance(v, dict) and "acc" in k.lower() and isinstance(v.get("mean"), (int, float)):
-            yield f"{prefix}{k}", float(v["mean"])
+        if isinstance(v, dict) and "acc" in k.lower() and _number(v.get("mean")) is not None:
+            yield f"{prefix}{k}", _number(v["mean"])
         elif isinstance(v, dict):
             yield from _accuracies(v, f"{prefix}{k}.")
-        elif "acc" in k.lower() and isinstance(v, (int, float)) and not isinstance(v, bool):
-            yield f"{prefix}{k}", float(v)
+        elif "acc" in k.lower() and _number(v) is not None:
+            yield f"{prefix}{k}", _number(v)
 
 
 def _accuracy(metrics: dict) -> tuple[str, float] | None:
@@ -247,48 +307,137 @@ def _accuracy(metrics: dict) -> tuple[str, float] | None:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    """List installed models: name, arch, labels, accuracy from the metadata, size."""
+    """List installed models: name, arch, labels, accuracy from the metadata, size.
+
+    A model whose metadata is broken gets one ``streamtag: error:`` line (and with ``--json`` a
+    ``{"name", "error"}`` line); the others are still listed and the exit code is 2.
+    """
     from .modelmeta import installed_models, resolve_model
 
-    names = installed_models()
-    if not names:
-        print("no models installed (see models/ or $STREAMTAG_MODELS)", file=sys.stderr)
-    for name in names:
-        try:
-            path, meta = resolve_model(name)
-        except UsageError as exc:
-            _error(str(exc))
-            continue
-        acc = _accuracy(meta.metrics)
-        size = path.stat().st_size
-        if args.json:
-            print(json.dumps({"name": name, "arch": meta.arch, "labels": list(meta.labels),
-                              "accuracy": None if acc is None else {acc[0]: acc[1]}, "size_bytes": size,
-                              "path": str(path)}))
-        else:
-            acc_s = "accuracy n/a" if acc is None else f"{acc[0]} {acc[1]:.3f}"
-            size_s = f"{size / 1e6:.1f} MB" if size >= 100_000 else f"{size / 1e3:.1f} kB"
-            print(f"{name:<24} {meta.arch:<18} {acc_s:<44} {size_s:>9}  labels: {', '.join(meta.labels)}")
-    return 0
+    worst = 0
+    with signals.armed():
+        names = installed_models()
+        if not names:
+            _say("no models installed (see models/ or $STREAMTAG_MODELS)")
+        for name in names:
+            try:
+                path, meta = resolve_model(name)
+                size = path.stat().st_size
+            except (UsageError, OSError) as exc:
+                msg = f"model {name}: {exc if isinstance(exc, UsageError) else exc.strerror}"
+                _error(msg)
+                worst = 2
+                if args.json:
+                    _out(json.dumps({"name": name, "error": msg}))
+                continue
+            acc = _accuracy(meta.metrics)
+            if args.json:
+                _out(json.dumps({"name": name, "arch": meta.arch, "labels": list(meta.labels),
+                                 "accuracy": None if acc is None else {acc[0]: acc[1]}, "size_bytes": size,
+                                 "path": str(path)}))
+            else:
+                acc_s = "accuracy n/a" if acc is None else f"{acc[0]} {acc[1]:.3f}"
+                size_s = f"{size / 1e6:.1f} MB" if size >= 100_000 else f"{size / 1e3:.1f} kB"
+                _out(one_line(f"{name:<24} {meta.arch:<18} {acc_s:<44} {size_s:>9}  "
+                              f"labels: {', '.join(meta.labels)}"))
+    return worst
 
 
 COMMANDS = {"listen": cmd_listen, "tag": cmd_tag, "subscribe": cmd_subscribe, "devices": cmd_devices,
             "models": cmd_models}
+STOPPABLE = ("listen", "subscribe")
+"""Commands a stop signal ends normally (exit 0); any other command it cuts short (exit 1)."""
+
+
+def _own_stdio() -> Callable[[], None]:
+    """Make standard I/O safe for the run; returns a function undoing the Python-level part.
+
+    A closed fd 0/1/2 is reopened on /dev/null (output to a closed stdout is discarded, and no
+    file or socket opened later can land on those numbers). ``sys.stderr`` writes through a
+    duplicate of fd 2, so :func:`streamtag.audio.quiet_c_stderr` never swallows streamtag's own lines.
+    """
+    for fd, flags in ((0, os.O_RDONLY), (1, os.O_WRONLY), (2, os.O_WRONLY)):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, flags)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+    saved = sys.stdin, sys.stdout, sys.stderr
+    if sys.stdin is None:
+        sys.stdin = open(0, closefd=False)
+    if sys.stdout is None:
+        sys.stdout = open(1, "w", closefd=False)
+    try:  # a name the locale cannot encode (LANG=C, PYTHONIOENCODING=ascii) is escaped, not an error
+        sys.stdout.reconfigure(errors="backslashreplace")
+    except (AttributeError, ValueError):
+        pass
+    try:
+        if sys.stderr is None or sys.stderr.fileno() == 2:
+            sys.stderr = open(os.dup(2), "w", buffering=1, errors="backslashreplace")
+        quiet = sys.stderr.fileno() != 2
+    except (AttributeError, OSError, ValueError):  # a replaced stderr without a file descriptor (tests)
+        quiet = False
+    from .audio import quiet_decoders
+    quiet_decoders(quiet)
+
+    def restore() -> None:
+        _settle_stdout()
+        quiet_decoders(False)
+        if sys.stderr is not saved[2]:
+            sys.stderr.close()
+        sys.stdin, sys.stdout, sys.stderr = saved
+    return restore
+
+
+def _settle_stdout() -> None:
+    """Flush stdout; if that fails, point fd 1 at /dev/null so the exit-time flush cannot print a traceback."""
+    try:
+        sys.stdout.flush()
+    except (OSError, ValueError):
+        null = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(null, 1)
+        os.close(null)
+
+
+def _where(exc: BaseException) -> str:
+    """``module.py:line`` of the innermost streamtag frame of ``exc``'s traceback, for bug reports."""
+    where = "?"
+    tb = exc.__traceback__
+    while tb is not None:
+        path = tb.tb_frame.f_code.co_filename
+        if os.sep + "streamtag" + os.sep in path:
+            where = f"{os.path.basename(path)}:{tb.tb_lineno}"
+        tb = tb.tb_next
+    return where
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: run one command and return its exit code."""
+    restore_signals = signals.install()
+    restore_stdio = _own_stdio()
+    command = None
     try:
         args = build_parser().parse_args(argv)
-        return COMMANDS[args.command](args)
+        command = args.command
+        return COMMANDS[command](args)
+    except OutputClosed:  # `| head`: the reader has what it wanted
+        return 0
     except StreamtagError as exc:
         _error(str(exc))
         return exc.exit_code
-    except KeyboardInterrupt:
-        return 130
-    except BrokenPipeError:
-        sys.stderr.close()  # reader went away (e.g. `| head`): nothing more to say
-        return 0
+    except KeyboardInterrupt:  # a stop signal outside a command's own handling (e.g. while parsing)
+        if command in STOPPABLE:
+            return 0
+        _error("interrupted")
+        return 1
+    except Exception as exc:  # a bug: still one line (with where it happened), never a traceback
+        _error(f"internal error: {type(exc).__name__}: {exc} ({_where(exc)})")
+        return 1
+    finally:
+        restore_stdio()
+        restore_signals()
 
 
 if __name__ == "__main__":

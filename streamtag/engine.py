@@ -84,5 +84,7 @@ class Engine:
         if logits.shape != (len(windows), len(self.meta.labels)):
             raise UsageError(f"model {self.name}: graph output has shape {logits.shape}, "
                              f"expected ({len(windows)}, {len(self.meta.labels)}) for the labels")
+        if not np.isfinite(logits).all():  # inputs are sanitised to +-1: a model that does this is broken
+            raise UsageError(f"model {self.name}: produced NaN or infinite logits")
         return softmax(logits.astype(np.float32, copy=False))
 

@@ -11,6 +11,8 @@ import json
 import time
 from importlib import resources
 
+from . import strictjson
+
 SCHEMA_VERSION = 1
 """Version of the event layout (``v`` in every event)."""
 
@@ -37,12 +39,12 @@ def change_event(genre_ev: dict, previous: str | None) -> dict:
     return {**genre_ev, "previous": previous}
 
 
-def status_event(*, stream: str, uptime_s: float, dropped_samples: int, overflows: int, latency_p50_ms: float | None,
-                 latency_p99_ms: float | None, windows: int, windows_per_s: float, provider: str, model: str,
-                 published: int, final: bool) -> dict:
+def status_event(*, stream: str, uptime_s: float, dropped_samples: int, overflows: int, clipped_samples: int,
+                 latency_p50_ms: float | None, latency_p99_ms: float | None, windows: int, windows_per_s: float,
+                 provider: str, model: str, published: int, final: bool) -> dict:
     """``streamtag.status``: pipeline health."""
     return {"v": SCHEMA_VERSION, "stream": stream, "wall": time.time(), "uptime_s": round(uptime_s, 3),
-            "dropped_samples": dropped_samples, "overflows": overflows,
+            "dropped_samples": dropped_samples, "overflows": overflows, "clipped_samples": clipped_samples,
             "latency_p50_ms": None if latency_p50_ms is None else round(latency_p50_ms, 2),
             "latency_p99_ms": None if latency_p99_ms is None else round(latency_p99_ms, 2),
             "windows": windows, "windows_per_s": round(windows_per_s, 3), "provider": provider, "model": model,
@@ -56,11 +58,31 @@ def level_event(*, stream: str, t: float, rms_dbfs: float, peak_dbfs: float, cli
 
 
 def encode(topic: str, event: dict) -> str:
-    """The single-frame wire form ``"<topic> <json>"``."""
-    return f"{topic} {json.dumps(event, separators=(',', ':'))}"
+    """The single-frame wire form ``"<topic> <json>"`` (strict JSON: never NaN or Infinity)."""
+    return f"{topic} {strictjson.dumps(event)}"
 
 
-def decode(frame: str) -> tuple[str, dict]:
-    """Inverse of :func:`encode`."""
-    topic, _, body = frame.partition(" ")
-    return topic, json.loads(body)
+class BadFrame(ValueError):
+    """A message that is not ``"<topic> <json object>"`` (see :func:`decode`)."""
+
+
+def decode(frame: str | bytes) -> tuple[str, dict]:
+    """Inverse of :func:`encode`; raises :class:`BadFrame` (one line) for anything else.
+
+    Rejected: non-UTF-8 bytes, no space, an empty or non-printable topic, a body that is not a
+    JSON object, NaN/Infinity or numbers beyond float range (they would make invalid JSON downstream).
+    """
+    try:
+        text = frame.decode("utf-8") if isinstance(frame, bytes) else frame
+    except UnicodeDecodeError:
+        raise BadFrame("not UTF-8 text") from None
+    topic, sep, body = text.partition(" ")
+    if not sep or not topic or not topic.isprintable():
+        raise BadFrame("not '<topic> <json>'")
+    try:
+        event = strictjson.loads(body)
+    except ValueError as exc:
+        raise BadFrame(f"bad JSON ({exc})") from None
+    if not isinstance(event, dict):
+        raise BadFrame("JSON body is not an object")
+    return topic, event

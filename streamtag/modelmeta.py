@@ -11,15 +11,55 @@ front end described here is computed *inside* the graph. What is safe to change 
 from __future__ import annotations
 
 import json
+import math
 import os
+import stat
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from . import strictjson
 from .errors import UsageError
 
 SCHEMA_VERSION = 1
 """Version of the metadata layout; bumped on incompatible changes."""
+
+MODEL_RATES = (1000, 192000)
+"""Model sample rates the runtime accepts (Hz)."""
+MAX_WINDOW_SAMPLES = 1 << 22
+"""Most samples in one model window (about 2 min at 32 kHz)."""
+MAX_LABELS = 1000
+"""Most labels a model may have."""
+MAX_METADATA_BYTES = 16 << 20
+"""Largest metadata file read (a FIFO or a huge file is refused before reading)."""
+
+_SCALARS = {"int": int, "float": float, "str": str, "bool": bool}
+
+
+def _check_fields(cls: type, d: dict[str, Any], where: str) -> None:
+    """Raise :class:`UsageError` unless every scalar field of ``cls`` present in ``d`` has its declared type.
+
+    ``int`` fields take JSON integers, ``float`` fields any finite JSON number (never a boolean).
+    """
+    for f in fields(cls):
+        if f.name not in d or f.type not in _SCALARS:
+            continue
+        v, want = d[f.name], _SCALARS[f.type]
+        ok = (isinstance(v, bool) if want is bool else
+              isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) if want is float else
+              isinstance(v, want) and not isinstance(v, bool))
+        if not ok:
+            kind = "a finite number" if want is float else f"a JSON {'integer' if want is int else want.__name__}"
+            raise UsageError(f"bad model metadata: {where}{f.name} = {_short(v)} is not {kind}")
+
+
+def _short(v: Any) -> str:
+    text = json.dumps(v) if not isinstance(v, float) or math.isfinite(v) else str(v)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _printable_name(v: str) -> bool:
+    return 0 < len(v) <= 200 and v.isprintable()
 
 
 @dataclass(frozen=True)
@@ -66,12 +106,19 @@ class FrontEnd:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "FrontEnd":
-        """Build from a metadata dict; unknown keys are an error (a newer format)."""
+        """Build from a metadata dict; unknown keys or wrong types are an error (:class:`UsageError`)."""
+        if not isinstance(d, dict):
+            raise UsageError(f"bad model metadata: frontend = {_short(d)} is not a JSON object")
         names = {f.name for f in fields(cls)}
         unknown = set(d) - names
         if unknown:
             raise UsageError(f"model front end has unknown parameters: {', '.join(sorted(unknown))}")
-        return cls(**d)
+        _check_fields(cls, d, "frontend.")
+        fe = cls(**d)
+        if not MODEL_RATES[0] <= fe.sample_rate <= MODEL_RATES[1]:
+            raise UsageError(f"bad model metadata: frontend.sample_rate = {fe.sample_rate} "
+                             f"(expected {MODEL_RATES[0]}..{MODEL_RATES[1]} Hz)")
+        return fe
 
 
 @dataclass(frozen=True)
@@ -125,34 +172,65 @@ class ModelMeta:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "ModelMeta":
-        """Parse and validate a metadata dict; raises :class:`UsageError` on a bad one."""
-        try:
-            d = dict(d)
-            d["frontend"] = FrontEnd.from_dict(d.get("frontend", {}))
-            d["labels"] = tuple(str(x) for x in d["labels"])
-            meta = cls(**d)
-        except UsageError:
-            raise
-        except (KeyError, TypeError, ValueError) as exc:
-            raise UsageError(f"bad model metadata ({type(exc).__name__}: {exc})") from None
-        if not meta.labels or len(set(meta.labels)) != len(meta.labels):
-            raise UsageError("bad model metadata: labels must be a non-empty list of unique names")
+        """Parse and validate a metadata dict; raises :class:`UsageError` (one line) on a bad one.
+
+        Every field must have its type (names and labels: printable strings; numbers finite);
+        labels are unique, ``window_seconds`` is 0.1..60 and the window at most
+        :data:`MAX_WINDOW_SAMPLES` samples; ``version`` is not newer than this runtime's.
+        """
+        if not isinstance(d, dict):
+            raise UsageError("bad model metadata: not a JSON object")
+        known = {f.name for f in fields(cls)}
+        missing = [k for k in ("name", "arch", "labels", "window_seconds") if k not in d]
+        unknown = sorted(set(d) - known)
+        if missing or unknown:
+            what = f"missing {', '.join(missing)}" if missing else f"unknown keys {', '.join(unknown)}"
+            raise UsageError(f"bad model metadata: {what}")
+        _check_fields(cls, d, "")
+        for key in ("metrics", "training", "provenance"):
+            if key in d and not isinstance(d[key], dict):
+                raise UsageError(f"bad model metadata: {key} = {_short(d[key])} is not a JSON object")
+        labels = d["labels"]
+        if not isinstance(labels, list) or not all(isinstance(x, str) and _printable_name(x) for x in labels):
+            raise UsageError("bad model metadata: labels must be a list of printable, non-empty strings")
+        if not labels or len(labels) > MAX_LABELS or len(set(labels)) != len(labels):
+            raise UsageError(f"bad model metadata: labels must be 1..{MAX_LABELS} unique names")
+        for key in ("name", "arch", "input_name", "output_name"):
+            if key in d and not _printable_name(d[key]):
+                raise UsageError(f"bad model metadata: {key} = {_short(d[key])} is not a printable, non-empty name")
+        if d.get("version", SCHEMA_VERSION) > SCHEMA_VERSION:
+            raise UsageError(f"model metadata version {d['version']} is newer than this streamtag's "
+                             f"({SCHEMA_VERSION}): upgrade streamtag")
+        meta = cls(**{**d, "labels": tuple(labels), "frontend": FrontEnd.from_dict(d.get("frontend", {}))})
         if not 0.1 <= meta.window_seconds <= 60:
-            raise UsageError(f"bad model metadata: window_seconds={meta.window_seconds}")
+            raise UsageError(f"bad model metadata: window_seconds = {meta.window_seconds} (expected 0.1..60)")
+        if meta.window_samples > MAX_WINDOW_SAMPLES:
+            raise UsageError(f"bad model metadata: a {meta.window_seconds} s window at {meta.sample_rate} Hz is "
+                             f"{meta.window_samples} samples (at most {MAX_WINDOW_SAMPLES})")
         return meta
 
     @classmethod
     def load(cls, path: str | Path) -> "ModelMeta":
-        """Read ``<name>.json``; raises :class:`UsageError` with one line on any problem."""
+        """Read ``<name>.json``; raises :class:`UsageError` with one line (naming the file) on any problem.
+
+        NaN, Infinity and numbers beyond float range are rejected: metadata flows into JSON output.
+        """
         try:
-            d = json.loads(Path(path).read_text())
+            info = os.stat(path)
+            if not stat.S_ISREG(info.st_mode) or info.st_size > MAX_METADATA_BYTES:
+                raise UsageError(f"{path}: model metadata must be a regular file of at most "
+                                 f"{MAX_METADATA_BYTES >> 20} MiB")
+            d = strictjson.loads(Path(path).read_bytes())
         except FileNotFoundError:
             raise UsageError(f"{path}: model metadata not found") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        except OSError as exc:
+            raise UsageError(f"{path}: unreadable model metadata ({exc.strerror})") from None
+        except ValueError as exc:
             raise UsageError(f"{path}: unreadable model metadata ({exc})") from None
-        if not isinstance(d, dict):
-            raise UsageError(f"{path}: model metadata must be a JSON object")
-        return cls.from_dict(d)
+        try:
+            return cls.from_dict(d)
+        except UsageError as exc:
+            raise UsageError(f"{path}: {exc}") from None
 
 
 def models_dirs() -> list[Path]:

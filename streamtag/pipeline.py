@@ -16,7 +16,7 @@ from typing import Sequence
 import numpy as np
 
 from . import events
-from .audio import StreamResampler
+from .audio import StreamResampler, sanitize
 from .engine import Engine
 from .errors import RuntimeFailure, StreamtagError, UsageError
 from .modelmeta import ModelMeta, resolve_model
@@ -70,6 +70,7 @@ class Pipeline:
         self._lock = threading.Lock()
         self._started_at = 0.0
         self._windows = 0
+        self._clipped = 0
         self._published = 0
         self._latencies: deque[float] = deque(maxlen=LATENCY_HISTORY)
         self._stream = settings.stream
@@ -159,7 +160,7 @@ class Pipeline:
         src, ring = self._source, self._ring
         return events.status_event(
             stream=self._stream, uptime_s=up, dropped_samples=ring.dropped if ring else 0,
-            overflows=src.overflows if src else 0,
+            overflows=src.overflows if src else 0, clipped_samples=self._clipped,
             latency_p50_ms=None if lat is None else float(np.percentile(lat, 50)),
             latency_p99_ms=None if lat is None else float(np.percentile(lat, 99)),
             windows=self._windows, windows_per_s=self._windows / up if up > 0 else 0.0,
@@ -264,7 +265,7 @@ class _Worker:
         if n == 0:
             return 0
         x = self.chunk[:n]
-        np.nan_to_num(x, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
+        self.p._clipped += sanitize(x)
         self.consumed += n
         self._meter(x)
         self._push(self.resampler.process(x))

@@ -105,6 +105,20 @@ class RingBuffer:
         if n > first:
             out[first:] = self._buf[:n - first]
 
+    def peek_recent_into(self, out: np.ndarray) -> None:
+        """Copy the newest ``len(out)`` samples ever written into ``out``, read or not (one copy).
+
+        They are intact as long as ``len(out) <= capacity``: a write only overwrites older samples.
+        """
+        n = len(out)
+        if n > min(self.written, self.capacity):
+            raise ValueError("not enough samples")
+        start = (self.written - n) % self.capacity
+        first = min(n, self.capacity - start)
+        out[:first] = self._buf[start:start + first]
+        if n > first:
+            out[first:] = self._buf[:n - first]
+
     def skip(self, n: int) -> None:
         """Consume ``n`` samples without copying them."""
         if n > self.readable():

@@ -4,11 +4,15 @@ Config file: ``--config PATH`` or ``$XDG_CONFIG_HOME/streamtag/config.toml`` (de
 ``~/.config/streamtag/config.toml``). Top-level keys apply to every command that has them;
 ``[listen]`` and ``[tag]`` tables apply to one command. Environment: ``STREAMTAG_<FIELD>`` (e.g.
 ``STREAMTAG_HOP=0.5``, ``STREAMTAG_PUBLISH=`` to disable publishing). Keys are the field names
-below; unknown keys in a config file are an error.
+below; unknown keys in a config file are an error (in any table, whichever command reads it).
+
+Every numeric setting has bounds (:data:`BOUNDS`); a value outside them, NaN or infinite is a
+:class:`~streamtag.errors.UsageError` (one line, exit code 2).
 """
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 import types
@@ -17,14 +21,45 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Mapping
 
+from .audio import MAX_RATE, MIN_RATE
 from .errors import UsageError
-from .sinks import DEFAULT_PUBLISH
+from .sinks import DEFAULT_PUBLISH, check_address
 from .vote import VOTE_MODES
-from .windower import MIN_HOP_SECONDS
+from .windower import MAX_HOP_SECONDS, MIN_HOP_SECONDS
 
 ENV_PREFIX = "STREAMTAG_"
 PROVIDER_CHOICES = ("auto", "cuda", "cpu")
 PCM_FORMATS = ("s16le", "f32le")
+
+BOUNDS: dict[str, tuple[float, float, str]] = {
+    "hop": (MIN_HOP_SECONDS, MAX_HOP_SECONDS, " s"),
+    "vote_window": (1, 1000, ""),
+    "ema_alpha": (0, 1, ""),  # 0 itself excluded
+    "confirm": (1, 1000, ""),
+    "silence_db": (-200, 0, " dBFS"),
+    "batch": (1, 256, ""),
+    "rate": (MIN_RATE, MAX_RATE, " Hz"),
+    "channels": (1, 64, ""),
+    "duration": (0.01, 1e7, " s"),
+    "status_interval": (0.1, 86400, " s"),
+    "buffer_seconds": (1, 300, " s"),
+}
+"""Inclusive ``(low, high, unit)`` of every numeric setting (``ema_alpha`` excludes 0)."""
+_OPEN_LOW = {"ema_alpha"}
+MAX_STREAM_NAME = 200
+"""Longest ``--stream`` name (it travels in every event)."""
+
+
+def check_bounds(settings: object) -> None:
+    """Raise :class:`UsageError` for any numeric field of ``settings`` outside :data:`BOUNDS` (None = unset)."""
+    for name, (lo, hi, unit) in BOUNDS.items():
+        v = getattr(settings, name, None)
+        if v is None:
+            continue
+        low_ok = v > lo if name in _OPEN_LOW else v >= lo
+        if not (math.isfinite(v) and low_ok and v <= hi):
+            low = f"above {lo:.10g}" if name in _OPEN_LOW else f"at least {lo:.10g}"
+            raise UsageError(f"{name} {v!r}: must be {low} and at most {hi:.10g}{unit}")
 
 
 @dataclass
@@ -55,14 +90,9 @@ class CommonSettings:
         """Raise :class:`UsageError` for out-of-range values."""
         if self.provider not in PROVIDER_CHOICES:
             raise UsageError(f"provider {self.provider!r}: expected one of {', '.join(PROVIDER_CHOICES)}")
-        if not self.hop >= MIN_HOP_SECONDS:
-            raise UsageError(f"hop {self.hop}: must be at least {MIN_HOP_SECONDS} s")
         if self.vote not in VOTE_MODES:
             raise UsageError(f"vote {self.vote!r}: expected one of {', '.join(VOTE_MODES)}")
-        if self.vote_window < 1 or self.confirm < 1 or self.batch < 1:
-            raise UsageError("vote_window, confirm and batch must be at least 1")
-        if not 0 < self.ema_alpha <= 1:
-            raise UsageError(f"ema_alpha {self.ema_alpha}: must be in (0, 1]")
+        check_bounds(self)
 
 
 @dataclass
@@ -101,14 +131,10 @@ class ListenSettings(CommonSettings):
         super().validate()
         if self.format not in PCM_FORMATS:
             raise UsageError(f"format {self.format!r}: expected one of {', '.join(PCM_FORMATS)}")
-        if self.rate is not None and not 1000 <= self.rate <= 768000:
-            raise UsageError(f"rate {self.rate}: expected 1000..768000 Hz")
-        if self.channels is not None and not 1 <= self.channels <= 64:
-            raise UsageError(f"channels {self.channels}: expected 1..64")
-        if self.duration is not None and not self.duration > 0:
-            raise UsageError(f"duration {self.duration}: must be positive")
-        if not self.status_interval > 0 or not self.buffer_seconds >= 1:
-            raise UsageError("status_interval must be positive and buffer_seconds at least 1")
+        if self.publish:
+            check_address(self.publish, "publish")
+        if len(self.stream) > MAX_STREAM_NAME or not self.stream.isprintable():
+            raise UsageError(f"stream name: at most {MAX_STREAM_NAME} printable characters")
         if self.input is not None and self.device is not None:
             raise UsageError("give --input or --device, not both")
 
@@ -167,32 +193,41 @@ def _coerce(name: str, value: Any, typ: type, where: str) -> Any:
             raise ValueError
         if typ is float and isinstance(value, bool):
             raise ValueError
+        if typ is str and not isinstance(value, str):
+            raise TypeError
         return typ(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         raise UsageError(f"{where}: {name} = {value!r} is not a valid {typ.__name__}") from None
 
 
 def _from_config(cls: type, path: Path) -> dict[str, Any]:
+    """``cls``'s values from the config file; the whole file is checked (keys and types of every table)."""
     try:
         data = tomllib.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
-        raise UsageError(f"{path}: unreadable config ({exc})") from None
-    all_names = {f.name for c in SECTIONS for f in fields(c)}
-    names = _field_types(cls)
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError, RecursionError) as exc:
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc).splitlines()[0]
+        raise UsageError(f"{path}: unreadable config ({reason})") from None
+    all_types = {name: typ for c in SECTIONS for name, typ in _field_types(c).items()}
+    own = _field_types(cls)
     out: dict[str, Any] = {}
     for key, value in data.items():
         if isinstance(value, dict):
             if key not in SECTIONS.values():
                 raise UsageError(f"{path}: unknown table [{key}] (expected [listen] or [tag])")
             continue
-        if key not in all_names:
+        if key not in all_types:
             raise UsageError(f"{path}: unknown key {key!r}")
-        if key in names:
-            out[key] = _coerce(key, value, names[key], str(path))
-    for key, value in data.get(SECTIONS[cls], {}).items():
-        if key not in names:
-            raise UsageError(f"{path}: unknown key {key!r} in [{SECTIONS[cls]}]")
-        out[key] = _coerce(key, value, names[key], str(path))
+        value = _coerce(key, value, all_types[key], str(path))
+        if key in own:
+            out[key] = value
+    for section_cls, section in SECTIONS.items():
+        types_ = _field_types(section_cls)
+        for key, value in data.get(section, {}).items():
+            if key not in types_:
+                raise UsageError(f"{path}: unknown key {key!r} in [{section}]")
+            value = _coerce(key, value, types_[key], f"{path} [{section}]")
+            if section_cls is cls:
+                out[key] = value
     return out
 
 

@@ -2,17 +2,53 @@
 
 from __future__ import annotations
 
-import json
+import re
 import sys
 from typing import Protocol, TextIO
 
 import zmq
 
-from . import events
-from .errors import UsageError
+from . import events, strictjson
+from .errors import OutputClosed, RuntimeFailure, UsageError
 
 DEFAULT_PUBLISH = "tcp://127.0.0.1:5556"
 """Default ``--publish`` address."""
+
+_TCP = re.compile(r"tcp://(\[[0-9A-Fa-f:.]+\]|[^\s:/\[\]]+):([0-9]{1,5})")
+
+
+def check_address(address: str, what: str) -> None:
+    """Raise :class:`UsageError` unless ``address`` is ``tcp://HOST:PORT`` (port 1..65535) or ``ipc://PATH``.
+
+    ZeroMQ itself would bind port 99999 as a random port, or ignore junk after the port.
+    """
+    m = _TCP.fullmatch(address)
+    if m and 1 <= int(m.group(2)) <= 65535:
+        return
+    if address.startswith("ipc://") and len(address) > 6 and address.isprintable():
+        return
+    raise UsageError(f"{what} {address!r}: expected tcp://HOST:PORT (port 1..65535) or ipc://PATH")
+
+
+def zmq_socket(ctx: zmq.Context, kind: int, address: str) -> zmq.Socket:
+    """A socket of ``kind`` ready for ``address`` (IPv6 enabled when the host is ``[...]``)."""
+    sock = ctx.socket(kind)
+    if address.startswith("tcp://["):
+        sock.setsockopt(zmq.IPV6, 1)
+    return sock
+
+
+def write_line(out: TextIO, line: str) -> None:
+    """Write one line and flush; a vanished reader raises :class:`OutputClosed`, any other failure
+    (disk full, I/O error) :class:`RuntimeFailure`."""
+    try:
+        out.write(line + "\n")
+        out.flush()
+    except BrokenPipeError:
+        raise OutputClosed() from None
+    except (OSError, ValueError) as exc:  # ValueError: the stream was closed
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise RuntimeFailure(f"cannot write to standard output ({reason})") from None
 
 
 class Sink(Protocol):
@@ -29,7 +65,7 @@ class ZmqPublisher:
     def __init__(self, address: str = DEFAULT_PUBLISH, hwm: int = 100, linger_ms: int = 1000):
         self.address = address
         self._ctx = zmq.Context()
-        self._sock = self._ctx.socket(zmq.PUB)
+        self._sock = zmq_socket(self._ctx, zmq.PUB, address)
         self._sock.setsockopt(zmq.SNDHWM, hwm)
         self._sock.setsockopt(zmq.LINGER, linger_ms)
         try:
@@ -55,18 +91,23 @@ class ZmqPublisher:
 
 
 class ConsoleSink:
-    """Prints genre, change and status events: one human line each, or one JSON object per line."""
+    """Prints genre, change and status events: one human line each, or one JSON object per line.
+
+    When the output fails (reader gone, disk full) :meth:`publish` raises once (see
+    :func:`write_line`), which ends the run; later events are not written.
+    """
 
     def __init__(self, json_lines: bool = False, out: TextIO | None = None):
         self.json_lines = json_lines
         self.out = out or sys.stdout
+        self.failed = False
 
     def publish(self, topic: str, event: dict) -> None:
         """Write one line for ``streamtag.genre|change|status`` (level events are not printed)."""
-        if topic == events.LEVEL:
+        if topic == events.LEVEL or self.failed:
             return
         if self.json_lines:
-            line = json.dumps({"topic": topic, **event}, separators=(",", ":"))
+            line = strictjson.dumps({"topic": topic, **event})
         elif topic == events.STATUS:
             p50 = event["latency_p50_ms"]
             line = (f"# status: {event['windows']} windows, {event['windows_per_s']:.2f}/s, latency p50 "
@@ -79,14 +120,14 @@ class ConsoleSink:
             line = (f"[{event['t_start']:7.1f} - {event['t_end']:7.1f} s] {event['genre']:<10} "
                     f"{event['confidence']:.2f}  (this window: {event['raw_genre']})")
         try:
-            self.out.write(line + "\n")
-            self.out.flush()
-        except BrokenPipeError:
-            pass
+            write_line(self.out, line)
+        except (OutputClosed, RuntimeFailure):
+            self.failed = True
+            raise
 
     def close(self) -> None:
-        """Flush what is left."""
+        """Flush what is left (a failed output stays quiet)."""
         try:
             self.out.flush()
-        except (BrokenPipeError, ValueError):
-            pass
+        except (OSError, ValueError):
+            self.failed = True

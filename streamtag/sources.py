@@ -271,7 +271,7 @@ class UrlSource(_ReaderSource):
                                       start_new_session=True)
         try:
             self.channels, self.rate = self._read_wav_header()
-        except UsageError:
+        except BaseException:  # a stop signal while connecting too: never leave ffmpeg behind
             self._close()
             raise
         self.name = url

@@ -10,6 +10,8 @@ from .ringbuffer import RingBuffer
 
 MIN_HOP_SECONDS = 0.1
 """Smallest hop ``--hop`` accepts."""
+MAX_HOP_SECONDS = 3600.0
+"""Largest hop ``--hop`` accepts (a hop longer than the window leaves unanalysed gaps between windows)."""
 
 
 @dataclass(frozen=True)
@@ -39,16 +41,21 @@ class Window:
 class Windower:
     """Accumulates model-rate samples and hands out every full window, ``hop`` apart.
 
-    A stream that ends before its first full window is zero-padded to one window by
-    :meth:`finish` (documented behaviour for clips shorter than the model's window).
+    A hop longer than the window skips the samples between windows (they are never stored).
+    At the end of the stream :meth:`finish` makes sure the last sample is analysed: a stream
+    that ends before its first full window is zero-padded to one window (documented behaviour
+    for clips shorter than the model's window); otherwise, when samples after the last window
+    remain, one more window is cut that ends exactly at the end of the stream.
     """
 
     def __init__(self, rate: int, window: int, hop: int, max_push: int):
-        if hop <= 0 or window <= 0:
-            raise ValueError("window and hop must be positive")
+        if hop <= 0 or window <= 0 or max_push <= 0:
+            raise ValueError("window, hop and max_push must be positive")
         self.rate, self.window, self.hop = rate, window, hop
-        self._ring = RingBuffer(window + max(hop, max_push))
+        self._ring = RingBuffer(window + max_push)
         self._count = 0
+        self._skip = 0  # samples still to skip before the next window starts (hop > window)
+        self._last_end = 0  # stream index one past the last window's last sample
         self._finished = False
 
     @property
@@ -60,28 +67,45 @@ class Windower:
         """Append samples; call :meth:`pull_into` until it returns None before pushing more than ``max_push``."""
         if self._ring.write(x) < len(x):
             raise OverflowError("windower overflow: pull windows before pushing more")
+        self._skip_pending()
+
+    def _skip_pending(self) -> None:
+        n = min(self._skip, self._ring.readable())
+        if n:
+            self._ring.skip(n)
+            self._skip -= n
 
     def pull_into(self, out: np.ndarray) -> Window | None:
         """Copy the next full window into ``out`` (length ``window``) and return where it is, or None."""
-        if self._ring.readable() < self.window:
+        if self._skip or self._ring.readable() < self.window:
             return None
         start = self._ring.read
         self._ring.peek_into(out)
-        self._ring.skip(self.hop)
-        w = Window(self._count, start, start + self.window, self.rate)
+        self._skip = self.hop
+        self._skip_pending()
+        self._last_end = start + self.window
+        return self._cut(start, start + self.window)
+
+    def _cut(self, start: int, end: int) -> Window:
+        w = Window(self._count, start, end, self.rate)
         self._count += 1
         return w
 
     def finish(self, out: np.ndarray) -> Window | None:
-        """At end of stream: if no window was produced yet, zero-pad what there is to one window."""
+        """At end of stream: the window that covers the samples no window has covered yet, or None.
+
+        Before any full window: what there is, zero-padded to one window. After: the last
+        ``window`` samples of the stream, if the stream runs past the last window's end.
+        """
         if self._finished:
             return None
         self._finished = True
-        n = self._ring.readable()
-        if self._count or n == 0:
+        end = self.pushed
+        if end == self._last_end:
             return None
-        out[:] = 0.0
-        self._ring.peek_into(out[:n])
-        self._ring.skip(n)
-        self._count += 1
-        return Window(0, 0, n, self.rate)
+        if self._count == 0:
+            out[:] = 0.0
+            self._ring.peek_into(out[:end])
+            return self._cut(0, end)
+        self._ring.peek_recent_into(out)
+        return self._cut(end - self.window, end)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from .. import signals
 from .app import StreamtagApp
 
 if TYPE_CHECKING:
@@ -23,8 +24,10 @@ def run(pipeline: Pipeline) -> int:
     pipeline.settings.status_interval = min(pipeline.settings.status_interval, STATUS_INTERVAL_S)
     pipeline.start()
     try:
-        app.run()
+        if signals.received() is None:  # a stop signal during start-up: no screen, just the clean stop
+            app.run()
     finally:
+        signals.install()  # the app's SIGTERM handler left SIG_DFL behind: keep the clean stop from being cut short
         pipeline.stop()
     if pipeline.error is not None:
         raise pipeline.error

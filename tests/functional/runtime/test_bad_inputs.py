@@ -120,7 +120,7 @@ def test_port_in_use(odd, tiny_env):
 def test_bad_publish_address(odd, tiny_env):
     r = streamtag("listen", "--input", odd / "half.wav", "--fast", "--no-tui", "--publish", "nonsense",
                   "--model", "tiny", env=tiny_env)
-    assert_one_line_error(r, 2, "cannot publish on nonsense")
+    assert_one_line_error(r, 2, "publish 'nonsense'", "tcp://HOST:PORT")
 
 
 @pytest.mark.parametrize("model, needle", [("broken", "cannot load broken.onnx"),

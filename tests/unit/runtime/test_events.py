@@ -23,8 +23,8 @@ def test_every_builder_validates_against_its_topic():
     _check(events.GENRE, _genre())
     _check(events.CHANGE, events.change_event(_genre(), None))
     _check(events.STATUS, events.status_event(
-        stream="s", uptime_s=1.0, dropped_samples=0, overflows=0, latency_p50_ms=None, latency_p99_ms=None,
-        windows=0, windows_per_s=0.0, provider="cpu", model="m", published=0, final=True))
+        stream="s", uptime_s=1.0, dropped_samples=0, overflows=0, clipped_samples=0, latency_p50_ms=None,
+        latency_p99_ms=None, windows=0, windows_per_s=0.0, provider="cpu", model="m", published=0, final=True))
     _check(events.LEVEL, events.level_event(stream="s", t=0.1, rms_dbfs=-20.0, peak_dbfs=-3.0, clipping=False,
                                             silent=False))
 
@@ -48,3 +48,20 @@ def test_wire_format_round_trip():
     frame = events.encode(events.GENRE, _genre())
     assert frame.startswith("streamtag.genre {")
     assert events.decode(frame) == (events.GENRE, _genre() | {"wall": events.decode(frame)[1]["wall"]})
+
+
+def test_encode_refuses_nan_instead_of_writing_invalid_json():
+    e = _genre()
+    e["confidence"] = float("nan")
+    with pytest.raises(ValueError):
+        events.encode(events.GENRE, e)
+
+
+@pytest.mark.parametrize("frame, reason", [
+    (b"\xff\xfe {}", "UTF-8"), ("nospace", "topic"), (" {}", "topic"), ("t\x07 {}", "topic"),
+    ("t [1, 2]", "not an object"), ("t {", "bad JSON"), ('t {"a": NaN}', "NaN"), ('t {"a": 1e999}', "range"),
+    ("t " + "[" * 100000, "bad JSON"), ('t {"a": ' + "9" * 5000 + "}", "bad JSON"),
+])
+def test_decode_rejects_every_malformed_frame_with_a_reason(frame, reason):
+    with pytest.raises(events.BadFrame, match=reason):
+        events.decode(frame)

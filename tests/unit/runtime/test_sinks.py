@@ -10,7 +10,7 @@ import zmq
 
 from streamtag import events
 from streamtag.errors import UsageError
-from streamtag.sinks import ConsoleSink, ZmqPublisher
+from streamtag.sinks import ConsoleSink, ZmqPublisher, check_address
 
 EVENT = events.genre_event(stream="s", seq=0, t_start=0.0, t_end=3.0, genre="jazz", confidence=0.8,
                            raw_genre="jazz", probs={"jazz": 0.8, "rock": 0.2}, latency_ms=5.0, model="m")
@@ -71,3 +71,17 @@ def test_console_json_and_human_lines():
     human.publish(events.CHANGE, events.change_event(EVENT, "rock"))
     assert out.getvalue().splitlines()[0].endswith("jazz       0.80  (this window: jazz)")
     assert out.getvalue().splitlines()[1] == "# genre: rock -> jazz (at 3.0 s)"
+
+
+@pytest.mark.parametrize("address", ["tcp://127.0.0.1:5556", "tcp://*:1", "tcp://localhost:65535", "tcp://lo:7000",
+                                     "tcp://[::1]:5556", "ipc:///tmp/streamtag.sock"])
+def test_publish_addresses_accepted(address):
+    check_address(address, "publish")
+
+
+@pytest.mark.parametrize("address", ["tcp://127.0.0.1:99999", "tcp://127.0.0.1:0", "tcp://127.0.0.1:*",
+                                     "tcp://127.0.0.1:5556junk", "tcp://127.0.0.1", "tcp://:5556", "udp://h:1",
+                                     "ipc://", "tcp://a b:1", "127.0.0.1:5556"])
+def test_publish_addresses_refused(address):
+    with pytest.raises(UsageError, match="tcp://HOST:PORT"):
+        check_address(address, "publish")

@@ -1,6 +1,8 @@
-"""Windower: window count and positions for a given hop, chunked pushes, zero-padding of short streams."""
+"""Windower: window count and positions for a given hop, chunked pushes, zero-padding of short streams,
+hops longer than the window, and the end-aligned last window that covers a stream's tail."""
 
 import numpy as np
+import pytest
 
 from streamtag.windower import Windower
 
@@ -21,11 +23,17 @@ def _windows(total, chunk, window=30, hop=10, rate=10):
 
 def test_windows_are_hop_apart_and_hold_the_right_samples():
     found = _windows(total=95, chunk=7)
-    assert [f[0].start for f in found] == [0, 10, 20, 30, 40, 50, 60]
+    assert [f[0].start for f in found] == [0, 10, 20, 30, 40, 50, 60, 65]   # the last one ends at the end
     for win, data in found:
         assert win.end - win.start == 30
         assert data.tolist() == list(range(win.start, win.end))
     assert found[2][0].t_start == 2.0 and found[2][0].t_end == 5.0
+    assert found[-1][0].end == 95 and [f[0].index for f in found] == list(range(8))
+
+
+def test_no_extra_window_when_the_last_window_already_ends_at_the_end():
+    found = _windows(total=90, chunk=7)
+    assert found[-1][0].end == 90 and len(found) == 7
 
 
 def test_stream_shorter_than_a_window_is_zero_padded_to_one_window():
@@ -37,4 +45,32 @@ def test_stream_shorter_than_a_window_is_zero_padded_to_one_window():
 
 
 def test_no_padding_once_a_full_window_was_produced():
-    assert len(_windows(total=35, chunk=35)) == 1
+    found = _windows(total=35, chunk=35)
+    assert [(w.start, w.end) for w, _ in found] == [(0, 30), (5, 35)]     # the tail: real samples, no zeros
+    assert found[1][1].tolist() == list(range(5, 35))
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 64, 500])
+def test_hop_longer_than_the_window_skips_the_gaps(chunk):
+    found = _windows(total=500, chunk=chunk, window=30, hop=70)
+    assert [w.start for w, _ in found] == [0, 70, 140, 210, 280, 350, 420, 470]
+    for win, data in found:
+        assert data.tolist() == list(range(win.start, win.end))
+
+
+def test_stream_ending_inside_a_gap_still_gets_its_last_samples_analysed():
+    found = _windows(total=85, chunk=9, window=30, hop=70)
+    assert [(w.start, w.end) for w, _ in found] == [(0, 30), (55, 85)]
+
+
+def test_every_sample_is_covered_for_any_length_hop_and_chunk():
+    for total in (1, 29, 30, 31, 59, 61, 200):
+        for hop in (1, 10, 30, 45, 100):
+            for chunk in (1, 13, 200):
+                found = _windows(total=total, chunk=chunk, window=30, hop=hop)
+                assert found[-1][0].end == total
+                if hop <= 30:          # overlapping or touching windows: no gap anywhere
+                    covered = set()
+                    for w, _ in found:
+                        covered.update(range(w.start, w.end))
+                    assert covered == set(range(total))
