@@ -23,8 +23,8 @@ from .models.mobilenet import GTZAN_GENRES as GENRES
 
 RATE = 32000
 """Sample rate of every backbone's input (the AudioSet network's own)."""
-NAMES = ("audioset", "musicnn-msd", "musicnn-mtt", "musicnn-msd-pool")
-"""Known backbones (``musicnn-msd-pool``: musicnn-msd read one layer earlier, its 1506-d pooled features)."""
+NAMES = ("audioset", "musicnn-msd", "musicnn-mtt")
+"""Known backbones."""
 MTT_GENRE_TAGS = {"classical": ("classical", "classic"), "country": ("country",), "metal": ("metal",),
                   "pop": ("pop",), "rock": ("rock",)}
 """GTZAN genre -> the MagnaTagATune tags that name it (for musicnn-mtt's zero-shot answer)."""
@@ -95,34 +95,16 @@ class AudioSetNetwork(nn.Module):
         return self.net.head(emb)
 
 
-class PooledMusiCNN(nn.Module):
-    """musicnn whose embedding is the back end's 1506-d pooled input instead of the 200-d penultimate layer."""
-
-    def __init__(self, net: musicnn.MusiCNN):
-        super().__init__()
-        self.net = net
-        self.embedding_dim = net.pool_bn.num_features
-
-    def embed(self, spec: torch.Tensor) -> torch.Tensor:
-        """The pooled features."""
-        return self.net.pooled(spec)
-
-    def head(self, emb: torch.Tensor) -> torch.Tensor:
-        """The 50 tag logits."""
-        return self.net.head(self.net.penultimate(emb))
-
-
 def build(name: str) -> Backbone:
     """A frozen backbone by name (one of :data:`NAMES`), weights from the shared folder."""
     if name == "audioset":
         return Backbone(name, mobilenet.FRONTEND, AudioSetNetwork(), AudioSetGenres(), mobilenet.weights_path(),
                         mobilenet.licence_text(), "EfficientAT mn04_as (F. Schmid), AudioSet mAP 0.432, MIT")
-    if name in ("musicnn-msd", "musicnn-mtt", "musicnn-msd-pool"):
+    if name in ("musicnn-msd", "musicnn-mtt"):
         variant = name.split("-")[1]
         mapping = musicnn.MSD_GENRE_TAGS if variant == "msd" else MTT_GENRE_TAGS
         genres = musicnn.TagGenres(musicnn.tag_names(variant), GENRES, mapping)
-        net = musicnn.load_musicnn(variant)
-        return Backbone(name, musicnn.FRONTEND_32K, PooledMusiCNN(net) if name.endswith("-pool") else net, genres,
+        return Backbone(name, musicnn.FRONTEND_32K, musicnn.load_musicnn(variant), genres,
                         musicnn.weights_path(variant), musicnn.licence_text(),
                         f"musicnn {variant.upper()} tagger (J. Pons & X. Serra, MTG-UPF 2019), ISC")
     raise ValueError(f"unknown backbone {name!r} (known: {', '.join(NAMES)})")

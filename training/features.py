@@ -36,6 +36,8 @@ WINDOW_SECONDS = 3.0
 BATCH = 4
 """Windows per backbone call (larger batches are slower for musicnn's convolutions on CPU)."""
 VERSION = 1
+VIEWS = ("clean", "augmented", "all")
+"""Which windows a head trains on: the clean hop grid, the augmented views, or both."""
 """Bumped when the way features are computed changes (invalidates caches)."""
 
 
@@ -72,11 +74,30 @@ class Features:
         """``(N, sum of dims)``: the named backbones' embeddings side by side, in ``names`` order."""
         return np.concatenate([self.x[n] for n in names], axis=1)
 
-    def select(self, names: Sequence[str], tracks: Sequence[int], clean: bool) -> TensorDataset:
-        """``(x, label, track)`` of the given tracks: the clean view, or every augmented view."""
-        m = np.isin(self.track, np.asarray(tracks)) & ((self.view == 0) if clean else (self.view > 0))
+    def select(self, names: Sequence[str], tracks: Sequence[int], views: str = "clean") -> TensorDataset:
+        """``(x, label, track)`` of the given tracks' windows: ``clean``, ``augmented`` or ``all`` views."""
+        if views not in VIEWS:
+            raise ValueError(f"views must be one of {', '.join(VIEWS)}, not {views!r}")
+        m = np.isin(self.track, np.asarray(tracks))
+        if views != "all":
+            m &= (self.view == 0) if views == "clean" else (self.view > 0)
         return TensorDataset(torch.from_numpy(np.ascontiguousarray(self.matrix(names)[m])),
                              torch.from_numpy(self.label[m]), torch.from_numpy(self.track[m]))
+
+
+    def track_means(self, names: Sequence[str], tracks: Sequence[int], views: str = "clean") -> TensorDataset:
+        """``(x, label, track)``: one row per selected view of each given track, the mean of its windows."""
+        m = np.isin(self.track, np.asarray(tracks))
+        if views != "all":
+            m &= (self.view == 0) if views == "clean" else (self.view > 0)
+        x, track, view = self.matrix(names)[m], self.track[m], self.view[m]
+        keys, inverse = np.unique(track * 1000 + view, return_inverse=True)
+        sums = np.zeros((len(keys), x.shape[1]), np.float64)
+        np.add.at(sums, inverse, x)
+        means = (sums / np.bincount(inverse)[:, None]).astype(np.float32)
+        first = np.unique(inverse, return_index=True)[1]
+        return TensorDataset(torch.from_numpy(means), torch.from_numpy(self.label[m][first]),
+                             torch.from_numpy(track[first]))
 
 
 def _seed(cfg: FeatureConfig, track: Track, view: int, salt: str = "") -> int:

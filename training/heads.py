@@ -50,6 +50,12 @@ class HeadConfig:
     """AudioSet head parts trained: ``head`` (both layers), ``last`` (output layer), ``bias`` (its biases)."""
     protect_below: int = 0
     """Keep the AudioSet rows of genres with fewer training artists than this (0: train every row)."""
+    views: str = "augmented"
+    """Training windows: ``clean`` (the hop grid as heard), ``augmented`` (jittered, gain, noise, masks) or
+    ``all``."""
+    rows: str = "windows"
+    """Training rows: ``windows`` (every augmented window) or ``tracks`` (each augmented view of a track
+    averaged over its windows: fewer, steadier rows). Validation and use are per window either way."""
     train: TrainConfig = field(default_factory=lambda: TrainConfig(
         epochs=30, batch_size=256, lr=1e-3, weight_decay=1e-2, patience=8, grad_clip=5.0, label_smoothing=0.1,
         device="cpu"))
@@ -66,6 +72,8 @@ class HeadConfig:
             raise ValueError(f"a {self.kind} head (or protected rows) needs 'audioset' as its first backbone")
         if self.kind == "audioset" and len(self.backbones) != 1:
             raise ValueError("an audioset head reads the audioset backbone only")
+        if self.rows not in ("windows", "tracks"):
+            raise ValueError(f"rows must be 'windows' or 'tracks', not {self.rows!r}")
         if self.kind == "residual" and len(self.backbones) < 2:
             raise ValueError("a residual head needs a backbone besides audioset")
 

@@ -33,7 +33,7 @@ from .backbones import RATE, Backbone, build_all
 from .data import Track, discover
 from .evaluate import Predictions, evaluate, predict, softmax, track_votes, write_json
 from .export import export_onnx
-from .features import WINDOW_SECONDS, FeatureConfig, Features, load_features
+from .features import VIEWS, WINDOW_SECONDS, FeatureConfig, Features, load_features
 from .heads import KINDS, Calibrated, GenreHead, HeadConfig, fit_temperature, thin_classes
 from .models.mobilenet import GTZAN_GENRES as GENRES
 from .selection import by_source, mean_nested, select, selection_table
@@ -44,7 +44,7 @@ log = logging.getLogger("training.transfer")  # not __name__: also run as __main
 
 ZERO_SHOT = ("audioset", "musicnn-msd")
 """Backbones whose untrained genre answer is scored in every fold (rows to beat)."""
-BACKBONE_COST = {"audioset": 1, "musicnn-msd": 2, "musicnn-msd-pool": 2, "musicnn-mtt": 4}
+BACKBONE_COST = {"audioset": 1, "musicnn-msd": 2, "musicnn-mtt": 4}
 """Relative CPU cost per window (ONNX Runtime), for breaking validation ties toward the cheaper candidate."""
 CALIBRATION_BINS = 10
 
@@ -81,9 +81,10 @@ def config_name(cfg: TransferConfig) -> str:
     extras = {"hidden": (h.hidden, base.hidden), "dropout": (h.dropout, base.dropout),
               "l2sp": (h.l2sp, base.l2sp if h.kind in ("audioset", "residual") else h.l2sp),
               "part": (h.train_part, base.train_part), "protect": (h.protect_below, base.protect_below),
-              "smooth": (h.train.label_smoothing, base.train.label_smoothing), "wd": (h.train.weight_decay,
-                                                                                     base.train.weight_decay),
-              "mixup": (cfg.mixup, 0.0), "balance": (cfg.balance, "genre")}
+              "smooth": (h.train.label_smoothing, base.train.label_smoothing),
+              "wd": (h.train.weight_decay, base.train.weight_decay), "batch": (h.train.batch_size, base.train.batch_size),
+              "lr": (h.train.lr, base.train.lr),
+              "views": (h.views, base.views), "rows": (h.rows, base.rows), "mixup": (cfg.mixup, 0.0), "balance": (cfg.balance, "genre")}
     return name + "".join(f" {k} {v:g}" if isinstance(v, (int, float)) and not isinstance(v, bool) else f" {k} {v}"
                           for k, (v, default) in extras.items() if v != default)
 
@@ -132,7 +133,8 @@ def fit_head(backbones: dict[str, Backbone], tracks: Sequence[Track], feats: Fea
     """Train a head on ``split.train``'s augmented views, early stopping on ``split.valid``'s clean windows."""
     h = cfg.head
     torch.manual_seed(h.train.seed)
-    train = feats.select(h.backbones, split.train, clean=False)
+    train = (feats.track_means(h.backbones, split.train, h.views) if h.rows == "tracks"
+             else feats.select(h.backbones, split.train, h.views))
     head = GenreHead(h, [backbones[n] for n in h.backbones], GENRES, train.tensors[0])
     thin = thin_classes(artists_by_genre(tracks, split.train), GENRES, h.protect_below)
     head.protect(thin)
@@ -141,7 +143,7 @@ def fit_head(backbones: dict[str, Backbone], tracks: Sequence[Track], feats: Fea
                  ", ".join(thin))
     augment = replace(AugmentConfig.off(), mixup_alpha=cfg.mixup, mixup_prob=0.5 if cfg.mixup else 0.0)
     trainer = Trainer(head, h.train, run_dir, augment, n_classes=len(GENRES), regulariser=lambda m: m.penalty())
-    valid = _eval_loader(feats.select(h.backbones, split.valid, clean=True)) if split.valid else None
+    valid = _eval_loader(feats.select(h.backbones, split.valid)) if split.valid else None
     result = trainer.fit(_train_loader(train, cfg, tracks), valid)
     head.eval()
     return head, result
@@ -159,7 +161,7 @@ def zero_shot_predictions(backbones: dict[str, Backbone], feats: Features,
     out = {}
     for b in backbones.values():
         if b.name in ZERO_SHOT:
-            x, y, t = feats.select([b.name], tracks, clean=True).tensors
+            x, y, t = feats.select([b.name], tracks).tensors
             with torch.no_grad():
                 out[b.name] = Predictions(b.zero_shot(x).numpy(), y.numpy(), t.numpy())
     return out
@@ -199,7 +201,7 @@ def _run_splits(backbones: dict[str, Backbone], tracks: Sequence[Track], feats: 
     for split in splits:
         head, result = fit_head(backbones, tracks, feats, split, cfg, run_dir / split.name)
         parts = {"test": split.test, **({"valid": split.valid} if split.valid else {})}
-        preds = {p: predict(head, _eval_loader(feats.select(cfg.head.backbones, idx, clean=True)))
+        preds = {p: predict(head, _eval_loader(feats.select(cfg.head.backbones, idx)))
                  for p, idx in parts.items()}
         zs = {p: zero_shot_predictions(backbones, feats, idx) for p, idx in parts.items()}
         temperature = fit_temperature(preds["valid"].logits, preds["valid"].labels) if split.valid else 1.0
@@ -429,8 +431,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--train-part", choices=("head", "last", "bias"), default=h.train_part)
     ap.add_argument("--protect-below", type=int, default=h.protect_below, metavar="N",
                     help="keep the AudioSet rows of genres with fewer than N training artists (0: train every row)")
+    ap.add_argument("--train-views", choices=VIEWS, default=h.views, help="windows the head trains on")
+    ap.add_argument("--rows", choices=("windows", "tracks"), default=h.rows,
+                    help="train on augmented windows, or on each augmented view's mean over a track's windows")
     ap.add_argument("--epochs", type=int, default=h.train.epochs)
     ap.add_argument("--lr", type=float, default=h.train.lr)
+    ap.add_argument("--batch-size", type=int, default=h.train.batch_size)
     ap.add_argument("--weight-decay", type=float, default=h.train.weight_decay)
     ap.add_argument("--label-smoothing", type=float, default=h.train.label_smoothing)
     ap.add_argument("--mixup", type=float, default=0.0, help="mixup alpha on embeddings (0 = off)")
@@ -451,7 +457,9 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)  # one core per job: the machine's two cores are shared
     head = replace(h, kind=args.kind, backbones=tuple(b for b in args.backbones.split(",") if b), hidden=args.hidden,
                    dropout=args.dropout, l2sp=args.l2sp, train_part=args.train_part, protect_below=args.protect_below,
-                   train=replace(h.train, epochs=args.epochs, lr=args.lr, weight_decay=args.weight_decay,
+                   views=args.train_views, rows=args.rows,
+                   train=replace(h.train, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
+                                 weight_decay=args.weight_decay,
                                  label_smoothing=args.label_smoothing))
     cfg = TransferConfig(head=head, features=replace(f, views=args.views), balance=args.balance,
                          mixup=args.mixup, folds=args.folds, fold_seed=args.fold_seed)

@@ -59,7 +59,7 @@ def test_features_hold_aligned_clean_and_augmented_windows(feats, tracks):
 
 
 def test_residual_head_starts_at_the_audioset_answer(backbones, feats):
-    x = feats.select(["audioset", "musicnn-msd"], range(4), clean=True).tensors[0]
+    x = feats.select(["audioset", "musicnn-msd"], range(4)).tensors[0]
     head = GenreHead(HeadConfig(kind="residual"), [backbones["audioset"], backbones["musicnn-msd"]], GENRES, x).eval()
     with torch.no_grad():
         zero_shot = backbones["audioset"].zero_shot(x[:, :384])
@@ -75,7 +75,7 @@ def test_every_head_kind_trains(backbones, tracks, feats, tmp_path, kind, names)
                          features=FEATURES)
     head, result = fit_head(backbones, tracks, feats, Split("t", (0, 1, 2, 3), (0, 2), ()), cfg, tmp_path)
     assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
-    x = feats.select(names, range(4), clean=True).tensors[0]
+    x = feats.select(names, range(4)).tensors[0]
     with torch.no_grad():
         assert head(x).shape == (len(x), len(GENRES)) and torch.isfinite(head(x)).all()
 
@@ -85,7 +85,7 @@ def test_protected_rows_give_the_untrained_audioset_logits(backbones, tracks, fe
     cfg = TransferConfig(head=HeadConfig(kind="residual", protect_below=2, train=QUICK), features=FEATURES)
     head, _ = fit_head(backbones, tracks, feats, Split("t", (0, 1, 2, 3), (), ()), cfg, tmp_path)
     assert head.protected == tuple(g for g in GENRES if g != "metal")
-    x = feats.select(["audioset", "musicnn-msd"], range(4), clean=True).tensors[0]
+    x = feats.select(["audioset", "musicnn-msd"], range(4)).tensors[0]
     with torch.no_grad():
         out, zero_shot = head(x), backbones["audioset"].zero_shot(x[:, :384])
     classical, metal = GENRES.index("classical"), GENRES.index("metal")
