@@ -105,6 +105,20 @@ class RingBuffer:
         if n > first:
             out[first:] = self._buf[:n - first]
 
+    def peek_at(self, index: int, out: np.ndarray) -> None:
+        """Copy samples ``index .. index + len(out)`` (stream positions, read or not) into ``out``.
+
+        They must still be stored: written, and not yet overwritten (within the last ``capacity``).
+        """
+        n = len(out)
+        if index < self.written - self.capacity or index < 0 or index + n > self.written:
+            raise ValueError("samples no longer (or not yet) in the buffer")
+        start = index % self.capacity
+        first = min(n, self.capacity - start)
+        out[:first] = self._buf[start:start + first]
+        if n > first:
+            out[first:] = self._buf[:n - first]
+
     def skip(self, n: int) -> None:
         """Consume ``n`` samples without copying them."""
         if n > self.readable():

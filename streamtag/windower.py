@@ -72,16 +72,31 @@ class Windower:
         self._count += 1
         return w
 
-    def finish(self, out: np.ndarray) -> Window | None:
-        """At end of stream: if no window was produced yet, zero-pad what there is to one window."""
+    def finish(self, out: np.ndarray, tail: bool = False) -> Window | None:
+        """At end of stream: the last window, or None.
+
+        If no window was produced yet, what there is is zero-padded to one window (a stream shorter
+        than the model's window). With ``tail``, a stream whose last hop-aligned window stopped short
+        of its end gets one more window ending exactly at the end, so no audio goes unanalysed.
+        """
         if self._finished:
             return None
         self._finished = True
         n = self._ring.readable()
-        if self._count or n == 0:
+        if n == 0:
             return None
-        out[:] = 0.0
-        self._ring.peek_into(out[:n])
+        if not self._count:
+            out[:] = 0.0
+            self._ring.peek_into(out[:n])
+            self._ring.skip(n)
+            self._count += 1
+            return Window(0, 0, n, self.rate)
+        end = self._ring.written
+        last_end = self._ring.read - self.hop + self.window
+        if not tail or end <= last_end:
+            return None
+        self._ring.peek_at(end - self.window, out)
         self._ring.skip(n)
+        w = Window(self._count, end - self.window, end, self.rate)
         self._count += 1
-        return Window(0, 0, n, self.rate)
+        return w

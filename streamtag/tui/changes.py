@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widget import Widget
 
-from .format import fmt_clock
+from ..clock import fmt_stream_time
 from .history import GenreHistory
 
 

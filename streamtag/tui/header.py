@@ -6,7 +6,8 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from .format import fit_source, fmt_clock, short_provider
+from ..clock import fmt_clock
+from .format import fit_source, short_provider
 
 
 class SessionHeader(Widget):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from dataclasses import dataclass, field
 
-from .format import fmt_clock
+from ..clock import fmt_clock
 
 SPAN_STEPS = (30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
 """Timeline spans (s) the strip grows through until it reaches the configured maximum."""

@@ -18,5 +18,5 @@ def test_segments_tile_the_stream_and_merge_neighbours(tmp_path):
     assert json.loads(s.save(tmp_path / "seg.json").read_text()) == s.items
     rows = list(csv.DictReader(s.save(tmp_path / "seg.csv").open()))
     assert [r["genre"] for r in rows] == ["rock", "metal", "rock"] and rows[1]["start"] == "4"
-    with pytest.raises(UsageError, match=".json or .csv"):
-        s.save(tmp_path / "seg.txt")
+    with pytest.raises(UsageError, match=r"\.json, \.csv, \.txt"):
+        s.save(tmp_path / "seg.wav")

@@ -4,9 +4,10 @@ import math
 
 import pytest
 
+from streamtag.clock import fmt_clock, fmt_stream_time
 from streamtag.tui.bars import bar, level_fraction
 from streamtag.tui.cpu import CpuMeter
-from streamtag.tui.format import ellipsize_left, fit_source, fmt_clock, fmt_dbfs, fmt_ms, fmt_percent, short_provider
+from streamtag.tui.format import ellipsize_left, fit_source, fmt_dbfs, fmt_ms, fmt_percent, short_provider
 from streamtag.tui.history import GenreHistory, axis, buckets, change_columns, span_for, window
 from streamtag.tui.marks import genre_colours, genre_letters
 from streamtag.tui.now_playing import spaced
@@ -26,6 +27,12 @@ def test_fmt_dbfs(value, text):
                                            (3725, "1:02:05"), (-4, "0:00")])
 def test_fmt_clock(seconds, text):
     assert fmt_clock(seconds) == text
+
+
+@pytest.mark.parametrize("seconds, text", [(0, "0:00.0"), (16.0, "0:16.0"), (16.96, "0:17.0"), (75.25, "1:15.2"),
+                                           (3725.5, "1:02:05.5")])
+def test_fmt_stream_time(seconds, text):
+    assert fmt_stream_time(seconds) == text
 
 
 def test_fmt_percent_ms_provider():
