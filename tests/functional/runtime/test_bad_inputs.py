@@ -53,7 +53,7 @@ def test_tag_reports_each_bad_file_and_tags_the_odd_ones(odd, real_model):
                        "noframes.wav": "holds no audio samples"}
     for name, needle in expected_errors.items():
         assert needle in res[name]["error"] and "\n" not in res[name]["error"]
-    assert len(r.stderr.strip().splitlines()) == len(expected_errors)
+    assert len([line for line in r.stderr.splitlines() if line.startswith("streamtag: error:")]) == len(expected_errors)
     assert res["half.wav"]["windows"] == 1 and res["half.wav"]["segments"][-1]["end"] == 0.5
     assert res["silent.wav"]["genre"] == "silence" and res["silent.wav"]["probs"] == {}
     assert res["nan.wav"]["genre"] == "metal" and all(np.isfinite(list(res["nan.wav"]["probs"].values())))
