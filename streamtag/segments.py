@@ -27,14 +27,15 @@ class Segments:
     def __init__(self) -> None:
         self.items: list[dict] = []
 
-    def add(self, t_end: float, genre: str) -> None:
-        """Record the genre of the window ending at ``t_end`` seconds."""
+    def add(self, t_end: float, genre: str) -> float:
+        """Record the genre of the window ending at ``t_end`` seconds; returns where its segment starts."""
         t_end = round(t_end, 3)
         if self.items and self.items[-1]["genre"] == genre:
             self.items[-1]["end"] = t_end
         else:
             start = self.items[-1]["end"] if self.items else 0.0
             self.items.append({"start": start, "end": t_end, "genre": genre})
+        return self.items[-1]["start"]
 
     def save(self, path: str | Path) -> Path:
         """Write to ``path`` in the format its suffix names (see :func:`save_segments`)."""

@@ -37,10 +37,17 @@ def short_provider(provider: str) -> str:
 
 
 def fit_source(description: str, width: int) -> str:
-    """A source description in ``width`` cells: drop its ``" (details)"`` tail first, then the path's head."""
+    """A source description in ``width`` cells: its ``" (details)"`` shrink to the first one (the sample
+    rate), then the path loses its head; the rate goes last."""
     if len(description) <= width:
         return description
-    head = description.split(" (", 1)[0]
+    head, _, details = description.partition(" (")
+    first = details.rstrip(")").split(", ")[0]
+    keep = f" ({first})" if first else ""
+    if len(head) + len(keep) <= width:
+        return head + keep
+    if width - len(keep) >= 12:
+        return ellipsize_left(head, width - len(keep)) + keep
     return ellipsize_left(head, width)
 
 

@@ -42,9 +42,8 @@ class GenreHistory:
         self.now = max(self.now, t)
 
     def recent(self, n: int) -> list[Change]:
-        """The last ``n`` real changes, newest first (the initial genre is not a change)."""
-        real = [c for c in self.changes if c.previous is not None]
-        return real[::-1][:n]
+        """The last ``n`` change points, newest first (the first genre heard included)."""
+        return self.changes[::-1][:n]
 
 
 def span_for(elapsed: float, max_span: float) -> float:

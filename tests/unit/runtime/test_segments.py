@@ -11,8 +11,8 @@ from streamtag.segments import Segments
 
 def test_segments_tile_the_stream_and_merge_neighbours(tmp_path):
     s = Segments()
-    for t_end, genre in [(3, "rock"), (4, "rock"), (5, "metal"), (6, "metal"), (7, "rock")]:
-        s.add(t_end, genre)
+    starts = [s.add(t_end, genre) for t_end, genre in [(3, "rock"), (4, "rock"), (5, "metal"), (6, "metal"), (7, "rock")]]
+    assert starts == [0.0, 0.0, 4, 4, 6]                    # where each window's genre segment starts
     assert s.items == [{"start": 0.0, "end": 4, "genre": "rock"}, {"start": 4, "end": 6, "genre": "metal"},
                        {"start": 6, "end": 7, "genre": "rock"}]
     assert json.loads(s.save(tmp_path / "seg.json").read_text()) == s.items
