@@ -103,6 +103,12 @@ def test_unknown_device(device, tiny_env):
     assert_one_line_error(r, 2, "streamtag devices")
 
 
+def test_no_input_device_suggests_a_file(tiny_env):
+    r = streamtag("listen", "--no-tui", "--no-publish", "--model", "tiny",
+                  env={**tiny_env, "PULSE_SERVER": "unix:/nonexistent/native"})    # a machine without audio input
+    assert_one_line_error(r, 2, "no usable default input device", "give --input FILE")
+
+
 def test_port_in_use(odd, tiny_env):
     port = free_port()
     ctx = zmq.Context()
