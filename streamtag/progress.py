@@ -101,7 +101,8 @@ class Progress:
         elapsed = time.monotonic() - self.t0
         tagged = self.done - self.cached - self.failed
         speed = f": {self.audio_s / max(elapsed, 1e-6):.0f}× real time" if self.audio_s else ""
-        self.out.write(f"streamtag: {self.done} files ({tagged} tagged, {self.cached} from the cache, "
+        self.out.write(f"streamtag: {self.done} file{'' if self.done == 1 else 's'} ({tagged} tagged, "
+                       f"{self.cached} from the cache, "
                        f"{self.failed} failed), {(self.audio_s + self.cached_s) / 3600:.2f} h of audio in "
                        f"{elapsed:.1f} s{speed}\n")
         self.out.flush()
