@@ -14,10 +14,11 @@ import os
 import sqlite3
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import UsageError
+from .errors import RuntimeFailure, UsageError
 
 if TYPE_CHECKING:
     from .modelmeta import ModelMeta
@@ -65,15 +66,23 @@ class ResultCache:
         except sqlite3.Error as exc:
             raise UsageError(f"{path}: cannot use as a results cache ({exc})") from None
 
+    @contextmanager
+    def _locked(self):
+        """The connection, under the lock; an SQLite failure mid-run is one line (disk full, file removed)."""
+        with self._lock:
+            try:
+                yield self._db
+            except sqlite3.Error as exc:
+                raise RuntimeFailure(f"{self.path}: results cache failed ({exc})") from None
+
     def known_digest(self, path: str | Path) -> str | None:
         """The digest remembered for ``path`` if its size and mtime are unchanged (no file read)."""
         try:
             st = os.stat(path)
         except OSError:
             return None
-        with self._lock:
-            row = self._db.execute("SELECT size, mtime_ns, digest FROM files WHERE path = ?",
-                                   (_key(path),)).fetchone()
+        with self._locked() as db:
+            row = db.execute("SELECT size, mtime_ns, digest FROM files WHERE path = ?", (_key(path),)).fetchone()
         return row[2] if row and (row[0], row[1]) == (st.st_size, st.st_mtime_ns) else None
 
     def digest(self, path: str | Path) -> str:
@@ -89,23 +98,23 @@ class ResultCache:
     def remember(self, path: str | Path, digest: str, st: os.stat_result | None = None) -> None:
         """Record ``path``'s size, mtime and digest."""
         st = st or os.stat(path)
-        with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?)",
-                             (_key(path), st.st_size, st.st_mtime_ns, digest))
+        with self._locked() as db:
+            db.execute("INSERT OR REPLACE INTO files VALUES (?, ?, ?, ?)",
+                       (_key(path), st.st_size, st.st_mtime_ns, digest))
             self._maybe_commit()
 
     def get(self, digest: str, model: str) -> tuple[dict, float] | None:
         """A stored result (the ``--json`` fields without ``path``) and its audio seconds, or None."""
-        with self._lock:
-            row = self._db.execute("SELECT result, seconds FROM results WHERE digest = ? AND model = ?",
-                                   (digest, model)).fetchone()
+        with self._locked() as db:
+            row = db.execute("SELECT result, seconds FROM results WHERE digest = ? AND model = ?",
+                             (digest, model)).fetchone()
         return (json.loads(row[0]), float(row[1])) if row else None
 
     def put(self, digest: str, model: str, result: dict, seconds: float) -> None:
         """Store one result."""
-        with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?)",
-                             (digest, model, json.dumps(result), seconds))
+        with self._locked() as db:
+            db.execute("INSERT OR REPLACE INTO results VALUES (?, ?, ?, ?)",
+                       (digest, model, json.dumps(result), seconds))
             self._maybe_commit()
 
     def _maybe_commit(self) -> None:
@@ -115,9 +124,9 @@ class ResultCache:
 
     def close(self) -> None:
         """Commit and close."""
-        with self._lock:
-            self._db.commit()
-            self._db.close()
+        with self._locked() as db:
+            db.commit()
+            db.close()
 
 
 def _key(path: str | Path) -> str:
