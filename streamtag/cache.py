@@ -55,7 +55,7 @@ class ResultCache:
     """Thread-safe SQLite store of tag results (decode threads look up, the main thread stores)."""
 
     def __init__(self, path: str | Path):
-        self.path = Path(path)
+        self.path = Path(path).expanduser()
         self._lock = threading.Lock()
         self._last_commit = time.monotonic()
         if self.path.is_dir():

@@ -355,7 +355,7 @@ def after_result(r: FileResult, job: TagJob, s: TagSettings, *, model: str, cach
     if cache is not None and r.digest and not r.cached:
         cache.put(r.digest, model_key, r.verdict(), r.seconds)
     if s.segments_out:
-        base = Path(s.segments_out) / job.name
+        base = Path(s.segments_out).expanduser() / job.name
         try:
             base.parent.mkdir(parents=True, exist_ok=True)
             for suffix in (".csv", ".txt", ".cue"):
