@@ -73,3 +73,17 @@ def test_write_time_finds_the_write_that_stored_a_sample():
     rb.write(np.zeros(10, dtype=np.float32))
     assert rb.write_time(5) < t_mid < rb.write_time(15)
     assert rb.write_time(25) is None
+
+
+def test_peek_at_reads_stored_samples_behind_the_read_position():
+    ring = RingBuffer(8)
+    ring.write(np.arange(6, dtype=np.float32))
+    ring.skip(5)
+    ring.write(np.arange(6, 13, dtype=np.float32))   # wraps; positions 5..12 stored
+    out = np.zeros(4, dtype=np.float32)
+    ring.peek_at(7, out)
+    assert out.tolist() == [7, 8, 9, 10]
+    with pytest.raises(ValueError):
+        ring.peek_at(4, out)                          # overwritten
+    with pytest.raises(ValueError):
+        ring.peek_at(10, out)                         # not written yet

@@ -38,3 +38,26 @@ def test_stream_shorter_than_a_window_is_zero_padded_to_one_window():
 
 def test_no_padding_once_a_full_window_was_produced():
     assert len(_windows(total=35, chunk=35)) == 1
+
+
+def test_tail_window_ends_at_the_end_of_the_stream():
+    w = Windower(10, 30, 10, max_push=7)
+    x = np.arange(95, dtype=np.float32)
+    out = np.zeros(30, dtype=np.float32)
+    starts = []
+    for i in range(0, 95, 7):
+        w.push(x[i:i + 7])
+        while (win := w.pull_into(out)) is not None:
+            starts.append(win.start)
+    tail = w.finish(out, tail=True)
+    assert starts == [0, 10, 20, 30, 40, 50, 60] and (tail.start, tail.end, tail.index) == (65, 95, 7)
+    assert out.tolist() == list(range(65, 95)) and w.finish(out, tail=True) is None
+
+
+def test_no_tail_window_when_the_last_window_already_reaches_the_end():
+    w = Windower(10, 30, 10, max_push=50)
+    w.push(np.arange(50, dtype=np.float32))
+    out = np.zeros(30, dtype=np.float32)
+    while w.pull_into(out) is not None:
+        pass
+    assert w.finish(out, tail=True) is None
