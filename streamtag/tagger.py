@@ -62,9 +62,9 @@ class FileResult:
     genre: str = ""
     """Argmax of the mean probabilities of its non-silent windows (``silence`` if all are silent)."""
     confidence: float = 0.0
-    """Mean probability of ``genre``."""
+    """Mean probability of ``genre`` (4 decimals)."""
     probs: dict[str, float] = field(default_factory=dict)
-    """Mean probability per label over the non-silent windows."""
+    """Mean probability per label over the non-silent windows (4 decimals)."""
     windows: int = 0
     """Windows classified."""
     segments: list[dict] = field(default_factory=list)
@@ -86,8 +86,7 @@ class FileResult:
 
     def verdict(self) -> dict:
         """The result without its path (what the cache stores)."""
-        return {"genre": self.genre, "confidence": round(self.confidence, 4),
-                "probs": {k: round(v, 4) for k, v in self.probs.items()}, "windows": self.windows,
+        return {"genre": self.genre, "confidence": self.confidence, "probs": self.probs, "windows": self.windows,
                 "segments": self.segments}
 
     @classmethod
@@ -171,9 +170,9 @@ class _FileState:
             r.segments = self.timeline.items
             if self.voiced:
                 mean = self.sum / self.voiced
-                r.probs = dict(zip(labels, mean.tolist()))
+                r.probs = {k: round(p, 4) for k, p in zip(labels, mean.tolist())}   # as output and cached
                 best = int(np.argmax(mean))
-                r.genre, r.confidence = labels[best], float(mean[best])
+                r.genre, r.confidence = labels[best], r.probs[labels[best]]
             else:
                 r.genre, r.confidence = SILENCE, 1.0
         return r

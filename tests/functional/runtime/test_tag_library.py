@@ -61,9 +61,9 @@ def test_second_run_is_served_from_the_cache_until_content_or_settings_change(li
     lib = tmp_path / "lib"
     shutil.copytree(library, lib)
     db = tmp_path / "results.sqlite"
-    first = streamtag("tag", lib, "--json", "--model", "tiny", "--cache", db, env=tiny_env)
+    first = streamtag("tag", lib, "--csv", "--model", "tiny", "--cache", db, env=tiny_env)
     assert first.returncode == 0 and "(4 tagged, 0 from the cache, 0 failed)" in first.stderr
-    second = streamtag("tag", lib, "--json", "--model", "tiny", "--cache", db, env=tiny_env)
+    second = streamtag("tag", lib, "--csv", "--model", "tiny", "--cache", db, env=tiny_env)
     assert "(0 tagged, 4 from the cache, 0 failed)" in second.stderr and second.stdout == first.stdout
     with sqlite3.connect(db) as con:
         assert con.execute("SELECT COUNT(*) FROM results").fetchone()[0] == 4
