@@ -178,6 +178,7 @@ def cmd_tag(args: argparse.Namespace) -> int:
                 engine = Engine(s.model, s.provider)
                 results = tag_files(jobs, s, engine, cache=cache, model_key=key, progress=progress)
             for job, r in zip(jobs, results):
+                progress.clear_line()
                 if r.error is None:
                     try:
                         notes = after_result(r, job, s, model=meta.name, cache=cache, model_key=key)

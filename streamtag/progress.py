@@ -91,11 +91,19 @@ class Progress:
             self.out.write(f"streamtag: {self.line()}\n")
             self.out.flush()
 
+    def clear_line(self) -> None:
+        """Wipe the bar before other output shares the terminal (it is redrawn on the next tick)."""
+        if self.enabled and self.bar and self._drawn:
+            self.out.write("\r\x1b[K")
+            self.out.flush()
+            self._drawn = False
+            self._last = 0.0
+
     def close(self) -> None:
         """Finish the bar and print the summary line."""
         if not self.enabled:
             return
-        if self.bar and self._drawn:
+        if self.bar:
             self.tick(force=True)
             self.out.write("\n")
         elapsed = time.monotonic() - self.t0
