@@ -25,6 +25,10 @@ from pathlib import Path
 import soundfile as sf
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from streamtag.settings import TagSettings  # noqa: E402
+
 SHARED = Path(os.environ.get("STREAMTAG_SHARED", REPO.parent / "shared"))
 
 WHOLE_FILE = """
@@ -36,14 +40,15 @@ meta = engine.meta
 x = load_mono(sys.argv[1], meta.sample_rate)
 size, hop = meta.window_samples, meta.sample_rate
 starts = range(0, len(x) - size + 1, hop)
-batch = np.zeros((32, size), dtype=np.float32)
-for i in range(0, len(starts), 32):
-    chunk = starts[i:i + 32]
+n = int(sys.argv[3])
+batch = np.zeros((n, size), dtype=np.float32)
+for i in range(0, len(starts), n):
+    chunk = starts[i:i + n]
     for j, s in enumerate(chunk):
         batch[j] = x[s:s + size]
     engine.run(batch[:len(chunk)])
 """
-"""The whole-file path: decode + resample everything, then windows (hop 1 s) in batches of 32."""
+"""The whole-file path: decode + resample everything, then windows (hop 1 s) in batches of ``tag``'s size."""
 
 
 def make_long_file(path: Path, hours: float) -> float:
@@ -96,7 +101,7 @@ def main() -> None:
         rss_s, wall_s = measure([sys.executable, "-m", "streamtag", "tag", str(path), "--json", "--model", args.model])
         print(f"streaming (streamtag tag):      peak RSS {rss_s:7.0f} MiB, {wall_s:6.1f} s, "
               f"{seconds / wall_s:5.0f}x real time")
-        rss_w, wall_w = measure([sys.executable, "-c", WHOLE_FILE, str(path), args.model])
+        rss_w, wall_w = measure([sys.executable, "-c", WHOLE_FILE, str(path), args.model, str(TagSettings.batch)])
         print(f"whole file (former tag path):   peak RSS {rss_w:7.0f} MiB, {wall_w:6.1f} s, "
               f"{seconds / wall_w:5.0f}x real time")
         print(f"peak RSS ratio whole/streaming: {rss_w / rss_s:.1f}x; load average after: {os.getloadavg()[0]:.2f}")
