@@ -51,8 +51,9 @@ def test_wheel_in_a_fresh_venv_finds_its_models_and_tags_a_clip(tmp_path):
                           capture_output=True, text=True, check=True).stdout.strip()
     deps = sysconfig.get_paths()["purelib"]   # numpy, onnxruntime, ...: a path entry, so no editable hook runs
     (venv / site.split(str(venv) + "/", 1)[1] / "deps.pth").write_text(deps + "\n")
-    subprocess.run([sys.executable, "-m", "pip", "--python", py, "install", "-q", "--no-deps", wheel],
-                   check=True, capture_output=True)
+    # --ignore-installed: the editable install seen through deps.pth must neither stop nor be touched by this one
+    subprocess.run([sys.executable, "-m", "pip", "--python", py, "install", "-q", "--no-deps", "--ignore-installed",
+                    wheel], check=True, capture_output=True)
     home = tmp_path / "elsewhere"
     home.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("STREAMTAG_", "PYTHON"))}
