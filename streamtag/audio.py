@@ -93,6 +93,8 @@ class AudioFile(Protocol):
     """Sample rate in Hz, as the file says."""
     channels: int
     """Channel count, as the file says."""
+    frames: int | None
+    """Length in frames as the header claims (None if unknown): only for progress, never for allocation."""
 
     def read(self, frames: int) -> np.ndarray:
         """Up to ``frames`` frames as float32 ``(n, channels)``; ``n == 0`` at the end."""
@@ -107,7 +109,7 @@ class SoundFileAudio:
     def __init__(self, path: str | Path):
         self.path = path
         self._f = open_audio(path)
-        self.rate, self.channels = int(self._f.samplerate), int(self._f.channels)
+        self.rate, self.channels, self.frames = int(self._f.samplerate), int(self._f.channels), int(self._f.frames)
         self._buf: np.ndarray | None = None
 
     def read(self, frames: int) -> np.ndarray:

@@ -1,8 +1,9 @@
 """Progress of ``streamtag tag`` on stderr: a redrawn bar on a terminal, plain periodic lines otherwise.
 
-Shown: files done of the total, hours of audio tagged, speed as a multiple of real time (audio
-seconds decoded and classified per wall-clock second, cached files left out) and an ETA from the
-bytes still to read at the speed so far. A summary line closes the run.
+Shown: a bar of the bytes read (in-flight files by their decoded share), files done of the total,
+hours of audio tagged, speed as a multiple of real time (audio seconds decoded per wall-clock second,
+cached files left out) and an ETA from the bytes still to read at the speed so far. A summary line
+closes the run.
 """
 
 from __future__ import annotations
@@ -82,7 +83,8 @@ class Progress:
                 width = shutil.get_terminal_size((100, 24)).columns
                 text = self.line()
                 cells = max(10, min(30, width - len(text) - 4))
-                filled = int(cells * self.done / max(self.total_files, 1))
+                share = 1.0 if self.done >= self.total_files else (self.done_bytes + self._live_bytes) / self.total_bytes
+                filled = int(cells * min(1.0, share))
                 self.out.write(f"\r\x1b[K[{'█' * filled}{'░' * (cells - filled)}] {text}"[:width + 8])
                 self.out.flush()
                 self._drawn = True

@@ -278,8 +278,8 @@ def tag_files(jobs: Sequence[TagJob], settings: TagSettings, engine: Engine, *, 
             ms = st.stream
             if ms is not None:
                 secs += ms.seconds_read
-                frames = getattr(ms.file, "frames", 0) or 0
-                fraction += st.job.size * min(1.0, ms.frames_read / frames) if frames else 0.0
+                if ms.file.frames:
+                    fraction += st.job.size * min(1.0, ms.frames_read / ms.file.frames)
         progress.in_flight(secs, fraction)
         progress.tick()
 
