@@ -81,7 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     fmt.add_argument("--no-json", dest="json", action="store_false", help="tab-separated lines (overrides the config)")
     tp.add_argument("--glob", metavar="PATTERN", help="in folders, tag files whose path below the folder matches "
                     "PATTERN (default: every audio extension)")
-    tp.add_argument("--jobs", "-j", type=int, metavar="N", help="files decoded in parallel (default 1); with --ray: actors")
+    tp.add_argument("--jobs", "-j", type=int, metavar="N",
+                    help="files decoded in parallel (default 1); with --ray: actors")
     tp.add_argument("--cache", metavar="PATH", help="SQLite results cache: skip files already tagged")
     tp.add_argument("--write-tags", action="store_true", default=None,
                     help="write the genre and a confidence comment into the files' tags (ID3, Vorbis, MP4)")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sys
 import warnings
@@ -65,21 +66,27 @@ def _from_wire(text: str) -> FileResult:
     return r
 
 
-def _connect(address: str, jobs: int) -> None:
+def _connect(address: str, jobs: int) -> bool:
+    """Join the cluster at ``address`` (``local``: ``$RAY_ADDRESS`` if set, else start one here).
+
+    Returns True when the instance was started here."""
     import ray
 
     if not _ADDRESS.match(address):
         raise UsageError(f"--ray {address!r}: not a Ray address (write --ray after the files, or --ray=ADDRESS)")
     kw: dict = {"include_dashboard": False, "logging_level": logging.ERROR, "log_to_driver": False,
                 "configure_logging": True}
-    if address == "local":
-        kw.update(num_cpus=max(jobs, 1), object_store_memory=LOCAL_OBJECT_STORE_BYTES)
+    if address == "local" and os.environ.get("RAY_ADDRESS"):
+        address = kw["address"] = os.environ["RAY_ADDRESS"]
+    elif address == "local":
+        kw.update(address="local", num_cpus=max(jobs, 1), object_store_memory=LOCAL_OBJECT_STORE_BYTES)
     else:
         kw["address"] = address
     try:
         ray.init(**kw)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise UsageError(f"--ray {address}: cannot connect ({str(exc).splitlines()[0] if str(exc) else exc})") from None
+    return kw["address"] == "local"
 
 
 def tag_on_ray(jobs: Sequence[TagJob], settings: TagSettings, *, cache: ResultCache | None = None,
@@ -103,7 +110,7 @@ def tag_on_ray(jobs: Sequence[TagJob], settings: TagSettings, *, cache: ResultCa
             todo.append({"index": i, "path": job.path})
     rows: Iterator[dict] = iter(())
     if todo:
-        _connect(settings.ray or "local", settings.jobs)
+        started_here = _connect(settings.ray or "local", settings.jobs)
         ctx = ray.data.DataContext.get_current()
         ctx.execution_options.preserve_order = True
         ctx.enable_progress_bars = False
@@ -113,7 +120,7 @@ def tag_on_ray(jobs: Sequence[TagJob], settings: TagSettings, *, cache: ResultCa
         wire = {k: v for k, v in asdict(settings).items() if k in _ACTOR_FIELDS}
         # a local instance has no node to lose: no actor restarts (which also silences Ray's warning
         # that restartable actors keep their arguments in the object store)
-        restarts = {"max_restarts": 0} if (settings.ray or "local") == "local" else {}
+        restarts = {"max_restarts": 0} if started_here else {}
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", DeprecationWarning)  # Ray's own note on passing max_restarts
             rows = iter(ray.data.from_items(todo).map_batches(

@@ -83,7 +83,8 @@ class Progress:
                 width = shutil.get_terminal_size((100, 24)).columns
                 text = self.line()
                 cells = max(10, min(30, width - len(text) - 4))
-                share = 1.0 if self.done >= self.total_files else (self.done_bytes + self._live_bytes) / self.total_bytes
+                share = (self.done_bytes + self._live_bytes) / self.total_bytes
+                share = 1.0 if self.done >= self.total_files else share
                 filled = int(cells * min(1.0, share))
                 self.out.write(f"\r\x1b[K[{'█' * filled}{'░' * (cells - filled)}] {text}"[:width + 8])
                 self.out.flush()

@@ -189,7 +189,8 @@ def test_command_line_overrides_the_configured_output_format(tmp_path, tiny_env)
 @pytest.mark.parametrize("what", ["not-a-database", "a-folder", "missing-folder"])
 def test_an_unusable_cache_is_one_line_before_any_work(what, tmp_path, tiny_env):
     f = write_clip(tmp_path / "jazz.wav", "jazz", 3.0)
-    cache = {"not-a-database": tmp_path / "x.sqlite", "a-folder": tmp_path, "missing-folder": tmp_path / "no" / "x"}[what]
+    cache = {"not-a-database": tmp_path / "x.sqlite", "a-folder": tmp_path,
+             "missing-folder": tmp_path / "no" / "x"}[what]
     if what == "not-a-database":
         cache.write_bytes(b"garbage" * 200)
     r = streamtag("tag", f, "--cache", cache, "--model", "tiny", env=tiny_env)
