@@ -9,7 +9,8 @@ one run measures, each in its own process (peak RSS from ``wait4``):
 
     nice -n 10 python bench/bench_tag_memory.py [--hours 2] [--model audioset-zeroshot] [--keep PATH]
 
-Prints peak RSS, seconds and x real time of each, the RSS ratio, and the load average.
+Prints peak RSS, wall seconds (x real time) and CPU seconds of each, the RSS ratio, and the load
+average (wall time follows the load; CPU seconds much less).
 """
 
 from __future__ import annotations
@@ -69,8 +70,8 @@ def make_long_file(path: Path, hours: float) -> float:
     return done / 22050
 
 
-def measure(cmd: list[str]) -> tuple[float, float]:
-    """(peak RSS in MiB, wall seconds) of one child process."""
+def measure(cmd: list[str]) -> tuple[float, float, float]:
+    """(peak RSS in MiB, wall seconds, CPU seconds) of one child process."""
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     t0 = time.perf_counter()
     p = subprocess.Popen(cmd, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -79,7 +80,7 @@ def measure(cmd: list[str]) -> tuple[float, float]:
     err = p.stderr.read().decode()
     if os.waitstatus_to_exitcode(status) != 0:
         sys.exit(f"{cmd[:4]} failed: {err.strip()[-500:]}")
-    return usage.ru_maxrss / 1024, wall
+    return usage.ru_maxrss / 1024, wall, usage.ru_utime + usage.ru_stime
 
 
 def main() -> None:
@@ -98,12 +99,13 @@ def main() -> None:
             print(f"made {path} ({seconds / 3600:.2f} h, {path.stat().st_size / 1e6:.0f} MB) in "
                   f"{time.perf_counter() - t0:.0f} s")
         print(f"load average before: {os.getloadavg()[0]:.2f}")
-        rss_s, wall_s = measure([sys.executable, "-m", "streamtag", "tag", str(path), "--json", "--model", args.model])
-        print(f"streaming (streamtag tag):      peak RSS {rss_s:7.0f} MiB, {wall_s:6.1f} s, "
-              f"{seconds / wall_s:5.0f}x real time")
-        rss_w, wall_w = measure([sys.executable, "-c", WHOLE_FILE, str(path), args.model, str(TagSettings.batch)])
-        print(f"whole file (former tag path):   peak RSS {rss_w:7.0f} MiB, {wall_w:6.1f} s, "
-              f"{seconds / wall_w:5.0f}x real time")
+        rss_s, wall_s, cpu_s = measure([sys.executable, "-m", "streamtag", "tag", str(path), "--json",
+                                        "--model", args.model])
+        print(f"streaming (streamtag tag):      peak RSS {rss_s:7.0f} MiB, {wall_s:6.1f} s wall "
+              f"({seconds / wall_s:4.0f}x real time), {cpu_s:6.1f} s CPU")
+        rss_w, wall_w, cpu_w = measure([sys.executable, "-c", WHOLE_FILE, str(path), args.model, str(TagSettings.batch)])
+        print(f"whole file (former tag path):   peak RSS {rss_w:7.0f} MiB, {wall_w:6.1f} s wall "
+              f"({seconds / wall_w:4.0f}x real time), {cpu_w:6.1f} s CPU")
         print(f"peak RSS ratio whole/streaming: {rss_w / rss_s:.1f}x; load average after: {os.getloadavg()[0]:.2f}")
 
 
