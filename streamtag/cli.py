@@ -19,7 +19,7 @@ import os
 import sys
 from typing import Callable, Iterator, Sequence
 
-from . import signals
+from . import __version__, signals
 from .errors import OutputClosed, RuntimeFailure, StreamtagError, UsageError, one_line
 
 PROG = "streamtag"
@@ -61,7 +61,7 @@ def _common(p: argparse.ArgumentParser, cfg) -> None:
     p.add_argument("--ema-alpha", type=float, metavar="A", help="weight of the newest window in the ema vote (default 0.4)")
     p.add_argument("--confirm", type=int, metavar="N", help="windows a new genre must lead before it is reported (default 2)")
     p.add_argument("--silence-db", type=float, metavar="DB", help="RMS dBFS below which a window is silence (default -60)")
-    p.add_argument("--batch", type=int, metavar="N", help="most windows per model run (default 32)")
+    p.add_argument("--batch", type=int, metavar="N", help="most windows per model run (default: listen 32, tag 16)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -69,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     from . import settings as cfg
     from .sinks import DEFAULT_PUBLISH
     parser = _Parser(prog=PROG, description="Streaming music-genre tagger: live audio in, genre events out.")
+    parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     lp = sub.add_parser("listen", help="tag a live stream (device, file, stdin, URL) window by window")
@@ -86,15 +87,30 @@ def build_parser() -> argparse.ArgumentParser:
     pub.add_argument("--no-publish", dest="publish", action="store_const", const="", help="do not publish")
     lp.add_argument("--no-tui", dest="tui", action="store_false", default=None, help="print to the console")
     lp.add_argument("--json", action="store_true", default=None, help="console output as JSON lines")
+    lp.add_argument("--no-json", dest="json", action="store_false", help="human console lines (overrides the config)")
     lp.add_argument("--stream", metavar="NAME", help="stream name in events (default: from the source)")
     lp.add_argument("--status-interval", type=float, metavar="S", help="seconds between status events (default 5)")
 
-    tp = sub.add_parser("tag", help="tag audio files (one result per file)")
+    tp = sub.add_parser("tag", help="tag audio files and folders (one result per file)")
     _common(tp, cfg)
-    tp.add_argument("files", nargs="+", metavar="FILE")
+    tp.add_argument("files", nargs="+", metavar="FILE|DIR", help="audio files; folders are walked recursively")
     fmt = tp.add_mutually_exclusive_group()
     fmt.add_argument("--json", action="store_true", default=None, help="one JSON object per file per line")
     fmt.add_argument("--csv", action="store_true", default=None, help="CSV with a header row")
+    fmt.add_argument("--no-json", dest="json", action="store_false", help="tab-separated lines (overrides the config)")
+    tp.add_argument("--glob", metavar="PATTERN", help="in folders, tag files whose path below the folder matches "
+                    "PATTERN (default: every audio extension)")
+    tp.add_argument("--jobs", "-j", type=int, metavar="N",
+                    help="files decoded in parallel (default 1); with --ray: actors")
+    tp.add_argument("--cache", metavar="PATH", help="SQLite results cache: skip files already tagged")
+    tp.add_argument("--write-tags", action="store_true", default=None,
+                    help="write the genre and a confidence comment into the files' tags (ID3, Vorbis, MP4)")
+    tp.add_argument("--dry-run", action="store_true", default=None, help="with --write-tags: change nothing, say what")
+    tp.add_argument("--segments-out", metavar="DIR", help="write per-file segments as CSV, Audacity labels and CUE")
+    tp.add_argument("--no-progress", dest="progress", action="store_false", default=None,
+                    help="no progress on stderr")
+    tp.add_argument("--ray", nargs="?", const="local", metavar="ADDRESS",
+                    help="run on Ray: a local instance, or the cluster at ADDRESS (put it after the files)")
 
     sp = sub.add_parser("subscribe", help="print events from a running `streamtag listen` as JSON lines")
     sp.add_argument("--connect", default=DEFAULT_PUBLISH, metavar="ADDR", help=f"publisher address (default {DEFAULT_PUBLISH})")
@@ -146,34 +162,61 @@ def _human_tag_line(r) -> str:
 
 
 def cmd_tag(args: argparse.Namespace) -> int:
-    """Tag files; bad files are reported and the rest still tagged (exit 2 if any failed)."""
+    """Tag files and folders; bad files are reported and the rest still tagged (exit 2 if any failed)."""
     from . import settings as cfg
-    from .engine import Engine
-    from .tagger import tag_files
+    from .cache import ResultCache, model_key
+    from .modelmeta import resolve_model
+    from .progress import Progress
+    from .tagger import after_result, find_files, tag_files
 
     s = cfg.load(cfg.TagSettings, _fields(args, cfg.TagSettings), args.config)
+    jobs = find_files(args.files, s.glob)
+    onnx, meta = resolve_model(s.model)
+    cache = ResultCache(s.cache) if s.cache else None
+    key = model_key(onnx, meta, s) if cache is not None else ""
+    labels = meta.labels
     worst = 0
     try:
         with signals.armed():
-            engine = Engine(s.model, s.provider)
-            labels = engine.meta.labels
             if s.csv:
                 _out(_csv_row(["path", "genre", "confidence", "windows", *labels]))
-            for r in tag_files(args.files, s, engine):
+            progress = Progress(len(jobs), sum(j.size for j in jobs), interval=s.progress_interval,
+                                enabled=s.progress)
+            if s.ray:
+                from .distributed import tag_on_ray
+                results = tag_on_ray(jobs, s, cache=cache, model_key=key, progress=progress)
+            else:
+                from .engine import Engine
+                results = tag_files(jobs, s, Engine(s.model, s.provider), cache=cache, model_key=key,
+                                    progress=progress)
+            for job, r in zip(jobs, results):
+                progress.clear_line()
+                if r.error is None:
+                    try:
+                        notes = after_result(r, job, s, model=meta.name, cache=cache, model_key=key)
+                    except StreamtagError as exc:
+                        r.error = exc
+                    else:
+                        for note in notes:
+                            _say(f"{PROG}: {note}")
                 if r.error is not None:
                     _error(str(r.error))
                     worst = max(worst, r.error.exit_code)
-                    if s.json:
-                        _out(json.dumps(r.to_dict(), allow_nan=False))
-                elif s.json:
+                if s.json:
                     _out(json.dumps(r.to_dict(), allow_nan=False))
+                elif r.error is not None:
+                    continue
                 elif s.csv:
                     _out(_csv_row([r.path, r.genre, f"{r.confidence:.4f}", r.windows,
                                    *(f"{r.probs.get(k, 0.0):.4f}" for k in labels)]))
                 else:
                     _out(_human_tag_line(r))
+            progress.close()
     except KeyboardInterrupt:
         raise RuntimeFailure("interrupted; the files not shown above were not tagged") from None
+    finally:
+        if cache is not None:
+            cache.close()
     return worst
 
 

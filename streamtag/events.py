@@ -34,9 +34,10 @@ def genre_event(*, stream: str, seq: int, t_start: float, t_end: float, genre: s
             "latency_ms": round(latency_ms, 2), "model": model}
 
 
-def change_event(genre_ev: dict, previous: str | None) -> dict:
-    """``streamtag.change``: the genre event that changed the smoothed genre, plus ``previous``."""
-    return {**genre_ev, "previous": previous}
+def change_event(genre_ev: dict, previous: str | None, at: float) -> dict:
+    """``streamtag.change``: the genre event that changed the smoothed genre, plus ``previous`` and ``at``
+    (stream seconds where the new genre's segment starts: how every output dates the change)."""
+    return {**genre_ev, "previous": previous, "at": round(at, 3)}
 
 
 def status_event(*, stream: str, uptime_s: float, dropped_samples: int, overflows: int, clipped_samples: int,

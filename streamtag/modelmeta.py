@@ -233,10 +233,20 @@ class ModelMeta:
             raise UsageError(f"{path}: {exc}") from None
 
 
+def shipped_models_dir() -> Path:
+    """The shipped models: ``models/`` of the checkout this code runs from, else the copy an installed
+    wheel carries inside the package (``streamtag/models/``, made by ``setup.py``)."""
+    here = Path(__file__).resolve().parent
+    checkout = here.parent
+    if (checkout / "pyproject.toml").is_file() and (checkout / "models").is_dir():
+        return checkout / "models"
+    return here / "models"
+
+
 def models_dirs() -> list[Path]:
-    """Folders searched for models: ``$STREAMTAG_MODELS`` (``:``-separated), then the shipped ``models/``."""
+    """Folders searched for models: ``$STREAMTAG_MODELS`` (``:``-separated), then the shipped ones."""
     dirs = [Path(p) for p in os.environ.get("STREAMTAG_MODELS", "").split(os.pathsep) if p]
-    dirs.append(Path(__file__).resolve().parent.parent / "models")
+    dirs.append(shipped_models_dir())
     return dirs
 
 

@@ -308,10 +308,10 @@ class _Worker:
                 latency_ms=latency, model=self.engine.name)
             p._windows += 1
             p._latencies.append(latency)
-            p.segments_log.add(t_end, v.genre)
+            starts = p.segments_log.add(t_end, v.genre)
             p._publish(events.GENRE, ev)
             if v.changed:
-                p._publish(events.CHANGE, events.change_event(ev, v.previous))
+                p._publish(events.CHANGE, events.change_event(ev, v.previous, at=starts))
 
     def _reset_meter(self) -> None:
         self.sumsq, self.peak, self.metered = 0.0, 0.0, 0

@@ -9,6 +9,7 @@ from typing import Protocol, TextIO
 import zmq
 
 from . import events, strictjson
+from .clock import fmt_stream_time
 from .errors import OutputClosed, RuntimeFailure, UsageError
 
 DEFAULT_PUBLISH = "tcp://127.0.0.1:5556"
@@ -115,7 +116,7 @@ class ConsoleSink:
                     f"{event['provider']}, {event['model']}" + (" (final)" if event["final"] else ""))
         elif topic == events.CHANGE:
             was = "" if event["previous"] is None else f"{event['previous']} -> "
-            line = f"# genre: {was}{event['genre']} (at {event['t_end']:.1f} s)"
+            line = f"# genre: {was}{event['genre']} at {fmt_stream_time(event['at'])}"
         else:
             line = (f"[{event['t_start']:7.1f} - {event['t_end']:7.1f} s] {event['genre']:<10} "
                     f"{event['confidence']:.2f}  (this window: {event['raw_genre']})")

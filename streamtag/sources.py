@@ -70,7 +70,8 @@ class MicSource(Source):
             info = sd.query_devices(dev, kind="input")
         except (ValueError, sd.PortAudioError) as exc:
             what = f"input device {device!r}" if device is not None else "no usable default input device"
-            raise UsageError(f"{what}: {decode_error(exc)} (see `streamtag devices`)") from None
+            raise UsageError(f"{what}: {decode_error(exc)} (see `streamtag devices`; no microphone? "
+                             f"give --input FILE|URL|-)") from None
         if info["max_input_channels"] < 1:
             raise UsageError(f"device {info['name']!r} has no input channels (see `streamtag devices`)")
         self.device = info["index"]

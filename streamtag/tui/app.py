@@ -94,7 +94,6 @@ class StreamtagApp(App[None]):
             self.query_one(f"#{wid}").border_title = title
         header = self.query_one(SessionHeader)
         header.source = self.pipeline.source_description
-        header.sample_rate = int(self.pipeline.sample_rate or 0)
         self.query_one(HealthPanel).address = self.pipeline.publish_address or ""
         self.query_one(NowPlaying).vote_mode = self.pipeline.vote_mode
         self._show_model(self.pipeline.meta, self.pipeline.provider)

@@ -1,4 +1,4 @@
-"""Pure text formatting for the TUI: dBFS, clock times, percentages, provider names."""
+"""Pure text formatting for the TUI: dBFS, percentages, provider names (clock times: :mod:`streamtag.clock`)."""
 
 from __future__ import annotations
 
@@ -15,14 +15,6 @@ def fmt_dbfs(value: float | None) -> str:
     if value < DBFS_FLOOR:
         return "-inf dBFS"
     return f"{value:5.1f} dBFS"
-
-
-def fmt_clock(seconds: float) -> str:
-    """Seconds as ``m:ss`` below an hour, else ``h:mm:ss`` (negative clamps to 0)."""
-    s = max(0, int(seconds))
-    h, rest = divmod(s, 3600)
-    m, s = divmod(rest, 60)
-    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
 def fmt_percent(fraction: float | None) -> str:
@@ -45,10 +37,17 @@ def short_provider(provider: str) -> str:
 
 
 def fit_source(description: str, width: int) -> str:
-    """A source description in ``width`` cells: drop its ``" (details)"`` tail first, then the path's head."""
+    """A source description in ``width`` cells: its ``" (details)"`` shrink to the first one (the sample
+    rate), then the path loses its head; the rate goes last."""
     if len(description) <= width:
         return description
-    head = description.split(" (", 1)[0]
+    head, _, details = description.partition(" (")
+    first = details.rstrip(")").split(", ")[0]
+    keep = f" ({first})" if first else ""
+    if len(head) + len(keep) <= width:
+        return head + keep
+    if width - len(keep) >= 12:
+        return ellipsize_left(head, width - len(keep)) + keep
     return ellipsize_left(head, width)
 
 

@@ -1,4 +1,4 @@
-"""SessionHeader: one line naming the source, model, provider, sample rate and uptime."""
+"""SessionHeader: one line naming the source (with its rate and channels), model, provider and uptime."""
 
 from __future__ import annotations
 
@@ -6,23 +6,24 @@ from rich.text import Text
 from textual.reactive import reactive
 from textual.widget import Widget
 
-from .format import fit_source, fmt_clock, short_provider
+from ..clock import fmt_clock
+from .format import fit_source, short_provider
 
 
 class SessionHeader(Widget):
-    """``streamtag │ <source> │ <model> on <provider> │ <rate> Hz │ up <uptime>``; a long source loses its details, then its head."""
+    """``streamtag │ <source (rate, channels, ...)> │ <model> on <provider> │ up <uptime>``; a long source loses
+    its details, then its head."""
 
     source: reactive[str] = reactive("")
     model: reactive[str] = reactive("")
     provider: reactive[str] = reactive("")
-    sample_rate: reactive[int] = reactive(0)
     uptime: reactive[float] = reactive(0.0)
 
     def render(self) -> Text:
         sep = (" │ ", "dim")
         tail = Text.assemble(
             sep, (self.model or "-", "bold"), (" on ", "dim"), (short_provider(self.provider) or "-", "bold"),
-            sep, f"{self.sample_rate} Hz" if self.sample_rate else "- Hz", sep, ("up ", "dim"), fmt_clock(self.uptime),
+            sep, ("up ", "dim"), fmt_clock(self.uptime),
         )
         room = self.content_region.width - len("streamtag") - len(sep[0]) - tail.cell_len
         source = fit_source(self.source or "-", max(8, room))

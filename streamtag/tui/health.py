@@ -1,4 +1,4 @@
-"""HealthPanel: latency percentiles, dropped samples, windows/s, CPU %, ZMQ address and publish count."""
+"""HealthPanel: latency percentiles, dropped samples, windows/s, CPU %, ZMQ address and publish count (or ``zmq off``)."""
 
 from __future__ import annotations
 
@@ -31,5 +31,6 @@ class HealthPanel(Widget):
                                                        style="bold red" if dropped else "")
         text.append("  cpu ", style="dim").append("--" if cpu is None else f"{cpu:.0f}%").append("\n")
         text.append("zmq ", style="dim").append(self.address or "off")
-        text.append("  sent ", style="dim").append(str(s.get("published", "--")))
+        if self.address:
+            text.append("  sent ", style="dim").append(str(s.get("published", "--")))
         return text

@@ -5,7 +5,7 @@ from __future__ import annotations
 from bisect import bisect_right
 from dataclasses import dataclass, field
 
-from .format import fmt_clock
+from ..clock import fmt_clock
 
 SPAN_STEPS = (30.0, 60.0, 120.0, 300.0, 600.0, 1800.0, 3600.0)
 """Timeline spans (s) the strip grows through until it reaches the configured maximum."""
@@ -42,9 +42,8 @@ class GenreHistory:
         self.now = max(self.now, t)
 
     def recent(self, n: int) -> list[Change]:
-        """The last ``n`` real changes, newest first (the initial genre is not a change)."""
-        real = [c for c in self.changes if c.previous is not None]
-        return real[::-1][:n]
+        """The last ``n`` change points, newest first (the first genre heard included)."""
+        return self.changes[::-1][:n]
 
 
 def span_for(elapsed: float, max_span: float) -> float:

@@ -89,7 +89,7 @@ def message_for(topic: str, event: dict[str, Any]) -> Message | None:
                           model=str(event.get("model", "")),
                           latency_ms=float(event.get("latency_ms", float("nan"))))
     if topic == CHANGE:
-        return GenreChange(t=float(event["t_end"]), genre=event["genre"], previous=event.get("previous"))
+        return GenreChange(t=float(event["at"]), genre=event["genre"], previous=event.get("previous"))
     if topic == LEVEL:
         return Level(rms_dbfs=float(event["rms_dbfs"]), peak_dbfs=float(event["peak_dbfs"]),
                      clipping=bool(event["clipping"]), silent=bool(event["silent"]))

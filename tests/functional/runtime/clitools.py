@@ -41,11 +41,11 @@ def free_port() -> int:
 
 
 def cli_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """Environment for CLI subprocesses: repo importable, no user config, no stray STREAMTAG_* settings."""
+    """Environment for CLI subprocesses: repo importable, no stray STREAMTAG_* settings; no user config
+    (``$XDG_CONFIG_HOME`` is the session's empty folder, see ``tests/conftest.py``)."""
     keep = {"STREAMTAG_SHARED", "STREAMTAG_REQUIRE_AUDIO"}
     env = {k: v for k, v in os.environ.items() if not k.startswith("STREAMTAG_") or k in keep}
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
-    env["XDG_CONFIG_HOME"] = str(REPO / "tests" / "no-such-config-dir")
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra or {})
     return env

@@ -153,8 +153,9 @@ def test_fifos_devices_and_loops_fail_at_once(capfd, tiny_env, tmp_path, path, n
     elif path == "LOOP":
         path = tmp_path / "loop.wav"
         os.symlink(path, path)
-    for argv in (("listen", *LISTEN[1:], "--input", path), ("tag", path, "--model", "tiny")):
-        check(run_cli(capfd, *argv), 2, needle, bound=10)
+    check(run_cli(capfd, "listen", *LISTEN[1:], "--input", path), 2, needle, bound=10)
+    tag_needle = "no files with an audio extension" if path == tmp_path else needle  # tag walks folders
+    check(run_cli(capfd, "tag", path, "--model", "tiny"), 2, tag_needle, bound=10)
 
 
 def test_odd_file_names(capfd, tiny_env, tmp_path, nasty):

@@ -143,3 +143,5 @@ def test_genre_change_is_reported_once_after_confirm_windows(tmp_path, real_mode
     genre = _by_topic(lines, events.GENRE)
     switch = next(i for i, e in enumerate(genre) if e["genre"] == "metal")
     assert genre[switch - 1]["raw_genre"] == "metal"  # the raw winner led before the reported genre followed
+    # dated where the new genre's segment starts (as the segment log and the TUI date it): the previous window's end
+    assert change[0]["at"] == 0.0 and change[1]["at"] == genre[switch - 1]["t_end"] == change[1]["t_end"] - 1.0

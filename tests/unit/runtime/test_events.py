@@ -21,7 +21,7 @@ def _check(topic, event):
 
 def test_every_builder_validates_against_its_topic():
     _check(events.GENRE, _genre())
-    _check(events.CHANGE, events.change_event(_genre(), None))
+    _check(events.CHANGE, events.change_event(_genre(), None, at=0.0))
     _check(events.STATUS, events.status_event(
         stream="s", uptime_s=1.0, dropped_samples=0, overflows=0, clipped_samples=0, latency_p50_ms=None,
         latency_p99_ms=None, windows=0, windows_per_s=0.0, provider="cpu", model="m", published=0, final=True))

@@ -68,9 +68,9 @@ def test_console_json_and_human_lines():
     out = io.StringIO()
     human = ConsoleSink(out=out)
     human.publish(events.GENRE, EVENT)
-    human.publish(events.CHANGE, events.change_event(EVENT, "rock"))
+    human.publish(events.CHANGE, events.change_event(EVENT, "rock", at=2.0))
     assert out.getvalue().splitlines()[0].endswith("jazz       0.80  (this window: jazz)")
-    assert out.getvalue().splitlines()[1] == "# genre: rock -> jazz (at 3.0 s)"
+    assert out.getvalue().splitlines()[1] == "# genre: rock -> jazz at 0:02.0"
 
 
 @pytest.mark.parametrize("address", ["tcp://127.0.0.1:5556", "tcp://*:1", "tcp://localhost:65535", "tcp://lo:7000",

@@ -4,9 +4,11 @@ import math
 
 import pytest
 
+from streamtag.clock import fmt_clock, fmt_stream_time
 from streamtag.tui.bars import bar, level_fraction
 from streamtag.tui.cpu import CpuMeter
-from streamtag.tui.format import ellipsize_left, fit_source, fmt_clock, fmt_dbfs, fmt_ms, fmt_percent, short_provider
+from streamtag.tui.format import ellipsize_left, fit_source, fmt_dbfs, fmt_ms, fmt_percent, short_provider
+from streamtag.tui.health import HealthPanel
 from streamtag.tui.history import GenreHistory, axis, buckets, change_columns, span_for, window
 from streamtag.tui.marks import genre_colours, genre_letters
 from streamtag.tui.now_playing import spaced
@@ -28,6 +30,12 @@ def test_fmt_clock(seconds, text):
     assert fmt_clock(seconds) == text
 
 
+@pytest.mark.parametrize("seconds, text", [(0, "0:00.0"), (16.0, "0:16.0"), (16.96, "0:17.0"), (75.25, "1:15.2"),
+                                           (3725.5, "1:02:05.5")])
+def test_fmt_stream_time(seconds, text):
+    assert fmt_stream_time(seconds) == text
+
+
 def test_fmt_percent_ms_provider():
     assert fmt_percent(0.8214) == " 82.1%"
     assert fmt_percent(1.0) == "100.0%"
@@ -40,7 +48,8 @@ def test_fmt_percent_ms_provider():
 def test_fit_source_keeps_the_file_name():
     desc = "file /a/long/folder/classical.00000.flac (22050 Hz, 1 ch, 30.0 s)"
     assert fit_source(desc, 200) == desc
-    assert fit_source(desc, 40) == "file /a/long/folder/classical.00000.flac"
+    assert fit_source(desc, 51) == "file /a/long/folder/classical.00000.flac (22050 Hz)"
+    assert fit_source(desc, 33) == "…/classical.00000.flac (22050 Hz)"
     assert fit_source(desc, 21) == "…classical.00000.flac"
     assert len(fit_source(desc, 12)) == 12
     assert ellipsize_left("abc", 3) == "abc" and ellipsize_left("abcd", 1) == "a"
@@ -90,15 +99,16 @@ def _history():
     return h
 
 
-def test_history_starts_at_zero_and_records_real_changes_only():
+def test_history_starts_at_zero_and_lists_the_first_genre_with_the_changes():
     h = _history()
     assert [(c.t, c.genre) for c in h.changes] == [(0.0, "classical"), (12.0, "metal")]
     h.change(13.0, "metal", "metal")  # not a change
     assert len(h.changes) == 2
-    assert [(c.t, c.previous, c.genre) for c in h.recent(5)] == [(12.0, "classical", "metal")]
+    assert [(c.t, c.previous, c.genre) for c in h.recent(5)] == [(12.0, "classical", "metal"),
+                                                                  (0.0, None, "classical")]
     first = GenreHistory()
-    first.change(3.0, "jazz", None)  # first verdict arrives as a change event
-    assert [(c.t, c.genre) for c in first.changes] == [(0.0, "jazz")] and first.recent(3) == []
+    first.change(0.0, "jazz", None)  # first verdict arrives as a change event
+    assert [(c.t, c.previous, c.genre) for c in first.recent(3)] == [(0.0, None, "jazz")]
 
 
 def test_buckets_and_change_columns():
@@ -144,3 +154,11 @@ def test_cpu_meter_percent_of_one_core():
     assert meter.sample() == pytest.approx(50.0)
     assert meter.sample() == pytest.approx(0.0)
     assert meter.sample() == pytest.approx(200.0)
+
+
+def test_health_says_zmq_off_without_a_sent_count_when_not_publishing():
+    h = HealthPanel()
+    h.status = {"published": 282}           # console lines count as published events
+    assert h.render().plain.splitlines()[-1] == "zmq off"
+    h.address = "tcp://127.0.0.1:5556"
+    assert h.render().plain.splitlines()[-1] == "zmq tcp://127.0.0.1:5556  sent 282"

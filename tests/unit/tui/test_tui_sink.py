@@ -41,8 +41,8 @@ def test_message_for_maps_every_topic():
     ev = _genre(4, "metal")
     p = message_for(events.GENRE, ev)
     assert isinstance(p, Prediction) and (p.genre, p.seq, p.t_end, p.probs["metal"]) == ("metal", 4, 7.0, 0.9)
-    c = message_for(events.CHANGE, events.change_event(ev, "classical"))
-    assert isinstance(c, GenreChange) and (c.t, c.genre, c.previous) == (7.0, "metal", "classical")
+    c = message_for(events.CHANGE, events.change_event(ev, "classical", at=6.0))
+    assert isinstance(c, GenreChange) and (c.t, c.genre, c.previous) == (6.0, "metal", "classical")
     lv = message_for(events.LEVEL, events.level_event(stream="s", t=1.0, rms_dbfs=-20.0, peak_dbfs=-1.0,
                                                       clipping=False, silent=False))
     assert isinstance(lv, Level) and lv.rms_dbfs == -20.0
@@ -84,7 +84,7 @@ def test_sink_posts_at_most_10_hz_keeps_the_newest_and_every_change():
             for seq in range(600):  # 600 windows in ~0.6 s, far faster than any screen needs
                 if seq % 100 == 50:
                     previous, genre = genre, "metal" if genre == "classical" else "classical"
-                    sink.publish(events.CHANGE, events.change_event(_genre(seq, genre), previous))
+                    sink.publish(events.CHANGE, events.change_event(_genre(seq, genre), previous, at=seq + 2.0))
                 sink.publish(events.GENRE, _genre(seq, genre))
                 sink.publish(events.LEVEL, events.level_event(stream="s", t=seq, rms_dbfs=-20.0, peak_dbfs=-3.0,
                                                               clipping=False, silent=False))
@@ -103,7 +103,7 @@ def test_sink_posts_at_most_10_hz_keeps_the_newest_and_every_change():
     budget = app.elapsed / 0.1 + 2  # one per flush, plus the last flush at close
     assert 1 <= len(predictions) <= budget and 1 <= len(levels) <= budget
     assert predictions[-1].seq == 599 and levels[-1].rms_dbfs == -20.0  # the newest state always arrives
-    assert [int(c.t) - 3 for c in changes] == [50, 150, 250, 350, 450, 550]  # every change, in order
+    assert [int(c.t) - 2 for c in changes] == [50, 150, 250, 350, 450, 550]  # every change, in order
     seqs = [p.seq for p in predictions]
     assert seqs == sorted(seqs)
 
@@ -112,7 +112,7 @@ def test_sink_holds_events_until_attached():
     async def scenario() -> Recorder:
         app = Recorder()
         sink = TuiSink()
-        sink.publish(events.CHANGE, events.change_event(_genre(0, "metal"), None))
+        sink.publish(events.CHANGE, events.change_event(_genre(0, "metal"), None, at=0.0))
         sink.publish(events.GENRE, _genre(0, "metal"))
         assert sink.flush() == 0
         async with app.run_test() as pilot:
