@@ -67,8 +67,8 @@ def select(candidates: Sequence[dict[str, Any]], sources: Sequence[str], labels:
     for c in candidates:
         valid = mean_nested([by_source(pool_votes([f["valid"] for f in c["folds"][s]]), sources, labels) for s in seeds])
         test = mean_nested([by_source(pool_votes([f["test"] for f in c["folds"][s]]), sources, labels) for s in seeds])
-        table.append({"name": c["name"], "config": c["config"], "valid": valid, "test": test,
-                      "valid_macro_acc": valid["all"]["macro_acc"]})
+        table.append({"name": c["name"], "config": c["config"], "runs": c.get("runs", []), "valid": valid,
+                      "test": test, "valid_macro_acc": valid["all"]["macro_acc"]})
     best = max(t["valid_macro_acc"] for t in table)
     chosen = min((c for c, t in zip(candidates, table) if t["valid_macro_acc"] >= best - TIE),
                  key=lambda c: (rank(c), -next(t["valid_macro_acc"] for t in table if t["name"] == c["name"])))
