@@ -167,16 +167,36 @@ def zero_shot_predictions(backbones: dict[str, Backbone], feats: Features,
     return out
 
 
-def calibration(logits: np.ndarray, labels: np.ndarray, track: np.ndarray, temperature: float) -> dict[str, Any]:
-    """Window- and track-level confidence vs correctness, before and after ``temperature`` (for ECE tables)."""
+def track_probabilities(probs: np.ndarray, labels: np.ndarray, track: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean window probabilities of each track (what ``streamtag tag`` reports per file) and its label."""
+    tracks = np.unique(track)
+    return (np.stack([probs[track == i].mean(axis=0) for i in tracks]),
+            np.array([labels[track == i][0] for i in tracks]))
+
+
+def sharpen(mean_probs: np.ndarray, temperature: float) -> np.ndarray:
+    """``p ** (1 / T)`` renormalised: the track temperature applied to mean window probabilities."""
+    z = np.log(np.clip(mean_probs, 1e-12, 1.0)) / temperature
+    return softmax(z)
+
+
+def fit_temperatures(preds: Predictions) -> tuple[float, float]:
+    """(window temperature on the logits, track temperature on the tracks' mean probabilities), fitted on ``preds``."""
+    window = fit_temperature(preds.logits, preds.labels)
+    mean, label = track_probabilities(softmax(preds.logits / window), preds.labels, preds.track_index)
+    return window, fit_temperature(np.log(np.clip(mean, 1e-12, 1.0)), label)
+
+
+def calibration(preds: Predictions, window_t: float, track_t: float) -> dict[str, Any]:
+    """Window- and track-level confidence vs correctness, raw and with both temperatures (for ECE tables)."""
     out = {}
-    for name, t in (("raw", 1.0), ("calibrated", temperature)):
-        p = softmax(logits / t)
-        tracks = np.unique(track)
-        mean = np.stack([p[track == i].mean(axis=0) for i in tracks])
-        first = np.array([labels[track == i][0] for i in tracks])
-        out[name] = {"window_conf": p.max(axis=1).round(4).tolist(), "window_correct": (p.argmax(1) == labels).tolist(),
-                     "track_conf": mean.max(axis=1).round(4).tolist(), "track_correct": (mean.argmax(1) == first).tolist()}
+    for name, tw, tt in (("raw", 1.0, 1.0), ("calibrated", window_t, track_t)):
+        p = softmax(preds.logits / tw)
+        mean, label = track_probabilities(p, preds.labels, preds.track_index)
+        mean = sharpen(mean, tt)
+        out[name] = {"window_conf": p.max(axis=1).round(4).tolist(),
+                     "window_correct": (p.argmax(1) == preds.labels).tolist(),
+                     "track_conf": mean.max(axis=1).round(4).tolist(), "track_correct": (mean.argmax(1) == label).tolist()}
     return out
 
 
@@ -204,18 +224,19 @@ def _run_splits(backbones: dict[str, Backbone], tracks: Sequence[Track], feats: 
         preds = {p: predict(head, _eval_loader(feats.select(cfg.head.backbones, idx)))
                  for p, idx in parts.items()}
         zs = {p: zero_shot_predictions(backbones, feats, idx) for p, idx in parts.items()}
-        temperature = fit_temperature(preds["valid"].logits, preds["valid"].labels) if split.valid else 1.0
+        temperature, track_t = fit_temperatures(preds["valid"]) if split.valid else (1.0, 1.0)
         trained.append(preds["test"])
         for name, p in zs["test"].items():
             zero.setdefault(name, []).append(p)
         t = preds["test"]
         fold = {"split": split.name, "best_epoch": result.best_epoch, "valid_track_acc": result.best_metric,
-                "seconds": result.seconds, "temperature": temperature,
+                "seconds": result.seconds, "temperature": temperature, "track_temperature": track_t,
                 "votes": {p: {"trained": votes(preds[p]), **{f"zero_shot:{n}": votes(z) for n, z in zs[p].items()}}
                           for p in parts},
-                "calibration": calibration(t.logits, t.labels, t.track_index, temperature)}
+                "calibration": calibration(t, temperature, track_t)}
         folds.append(fold)
-        log.info("%s: best epoch %d, valid %.3f, T %.2f", split.name, result.best_epoch, result.best_metric, temperature)
+        log.info("%s: best epoch %d, valid %.3f, T %.2f / track %.2f", split.name, result.best_epoch,
+                 result.best_metric, temperature, track_t)
     report: dict[str, Any] = {"protocol": protocol, "config": asdict(cfg), "name": config_name(cfg),
                               "n_tracks": len(tracks), "track_sources": [t.source for t in tracks]}
     for kind, parts in (("trained", trained), *((f"zero_shot:{n}", z) for n, z in zero.items())):
@@ -230,7 +251,8 @@ def _run_splits(backbones: dict[str, Backbone], tracks: Sequence[Track], feats: 
                                [c for f in folds for c in f["calibration"][part][f"{level}_correct"]])
             for level in ("window", "track")}
     report.update(folds=folds, best_epoch_median=int(np.median([f["best_epoch"] for f in folds])),
-                  temperature_median=float(np.median([f["temperature"] for f in folds])))
+                  temperature_median=float(np.median([f["temperature"] for f in folds])),
+                  track_temperature_median=float(np.median([f["track_temperature"] for f in folds])))
     write_json(report, run_dir / "cv.json")
     return report
 
@@ -362,11 +384,12 @@ def train_final(data: Sequence[str | Path], cfg: TransferConfig, run_dir: str | 
     """Train the head on every clip and export ``out_dir/name`` (epochs and temperature from its CV runs)."""
     backbones, tracks, feats = _setup(data, cfg, cache_dir)
     metrics: dict[str, Any] = {}
-    temperature = 1.0
+    temperature = track_t = 1.0
     if cv_reports:
         epochs = int(np.median([f["best_epoch"] for r in cv_reports for f in r["folds"]]))
         cfg = replace(cfg, head=replace(cfg.head, train=replace(cfg.head.train, epochs=max(1, epochs))))
         temperature = float(np.median([f["temperature"] for r in cv_reports for f in r["folds"]]))
+        track_t = float(np.median([f["track_temperature"] for r in cv_reports for f in r["folds"]]))
         metrics = cv_metrics(cv_reports)
     if selection:
         metrics["selection"] = {
