@@ -88,6 +88,10 @@ class ModelMeta:
     """Graph input: ``(batch, window_samples)`` float32."""
     output_name: str = "logits"
     """Graph output: ``(batch, len(labels))`` float32 logits."""
+    detectors: dict[str, str] = field(default_factory=dict)
+    """Optional extra graph outputs: output name -> description. Each is ``(batch,)`` float32, the
+    probability that the window holds that sound. The runtime reads ``speech`` (AudioSet "Speech")
+    and ``music`` (AudioSet "Music") for its ``speech`` state; a model without them never reports speech."""
     metrics: dict[str, Any] = field(default_factory=dict)
     """Evaluation figures, e.g. ``{"cv_track_acc": 0.81, ...}`` and the protocol that made them."""
     training: dict[str, Any] = field(default_factory=dict)
@@ -131,6 +135,9 @@ class ModelMeta:
             raise
         except (KeyError, TypeError, ValueError) as exc:
             raise UsageError(f"bad model metadata ({type(exc).__name__}: {exc})") from None
+        if not isinstance(meta.detectors, dict) or not all(
+                isinstance(k, str) and k and isinstance(v, str) for k, v in meta.detectors.items()):
+            raise UsageError("bad model metadata: detectors must map output names to descriptions")
         if not meta.labels or len(set(meta.labels)) != len(meta.labels):
             raise UsageError("bad model metadata: labels must be a non-empty list of unique names")
         if not 0.1 <= meta.window_seconds <= 60:

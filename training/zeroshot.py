@@ -1,7 +1,8 @@
 """Build, measure and export ``audioset-zeroshot``: the AudioSet net restricted to the ten genre outputs.
 
 ``python -m training.zeroshot [--out models]`` scores it on the shared real clips (whole clip as one
-input, and mean logits of 3-s windows at 1.5-s hop), then exports it with those figures.
+input, and mean logits of 3-s windows at 1.5-s hop), then exports it with those figures and the
+AudioSet ``speech`` and ``music`` outputs beside the genre logits (:class:`~training.models.mobilenet.DetectorNet`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from .data import discover
 from .evaluate import scores
 from .export import export_onnx
 from .models import build_model
-from .models.mobilenet import GENRE_TO_AUDIOSET, shared_dir
+from .models.mobilenet import GENRE_TO_AUDIOSET, DetectorNet, shared_dir
 from .models.mobilenet import GTZAN_GENRES as GENRES
 
 SOURCES = ("gtzan-mini", "extra-4q")
@@ -82,7 +83,7 @@ def main(argv: list[str] | None = None) -> None:
                                           + ", ".join(f"{g}={a}" for g, a in GENRE_TO_AUDIOSET.items()) + ")"}
     provenance = {"source": "EfficientAT mn04_as (F. Schmid), AudioSet mAP 0.432",
                   "url": "https://github.com/fschmid56/EfficientAT"}
-    export_onnx(model, Path(args.out), "audioset-zeroshot", metrics=metrics, training=training,
+    export_onnx(DetectorNet(model), Path(args.out), "audioset-zeroshot", metrics=metrics, training=training,
                 provenance=provenance)
 
 
