@@ -25,6 +25,8 @@ from .windower import MIN_HOP_SECONDS
 ENV_PREFIX = "STREAMTAG_"
 PROVIDER_CHOICES = ("auto", "cuda", "cpu")
 PCM_FORMATS = ("s16le", "f32le")
+LOG_SUFFIXES = (".db", ".csv", ".jsonl")
+"""Segment log formats, by file extension: SQLite, CSV, JSON lines."""
 
 
 @dataclass
@@ -95,6 +97,20 @@ class ListenSettings(CommonSettings):
     """Seconds between ``streamtag.status`` events."""
     buffer_seconds: float = 20.0
     """Capture ring-buffer capacity in seconds of input audio."""
+    stall_timeout: float = 10.0
+    """Seconds a network input may deliver no audio before it is reopened."""
+    retries: int | None = None
+    """Most reconnect attempts in a row that bring no audio before a network input gives up (exit 1);
+    None = retry forever (a stream that plays again resets the count)."""
+    speech_threshold: float = 0.5
+    """A window whose ``speech`` probability is at least this (and above ``music``) is reported as
+    ``speech`` (models with a speech output only)."""
+    log: str = ""
+    """Segment log file: ``.db`` (SQLite), ``.csv`` or ``.jsonl``; empty = no log."""
+    metrics_port: int | None = None
+    """Serve Prometheus metrics on this TCP port; None = off."""
+    metrics_host: str = "127.0.0.1"
+    """Address the metrics server binds (``0.0.0.0`` in a container)."""
 
     def validate(self) -> None:
         """Raise :class:`UsageError` for out-of-range values."""
@@ -111,6 +127,39 @@ class ListenSettings(CommonSettings):
             raise UsageError("status_interval must be positive and buffer_seconds at least 1")
         if self.input is not None and self.device is not None:
             raise UsageError("give --input or --device, not both")
+        if not 0.5 <= self.stall_timeout <= 3600:
+            raise UsageError(f"stall_timeout {self.stall_timeout}: expected 0.5..3600 s")
+        if self.retries is not None and not 0 <= self.retries <= 1_000_000:
+            raise UsageError(f"retries {self.retries}: expected 0..1000000")
+        if not 0 < self.speech_threshold <= 1:
+            raise UsageError(f"speech_threshold {self.speech_threshold}: must be in (0, 1]")
+        if self.log and Path(self.log).suffix.lower() not in LOG_SUFFIXES:
+            raise UsageError(f"log {self.log}: expected a {', '.join(LOG_SUFFIXES)} file")
+        if self.metrics_port is not None and not 1 <= self.metrics_port <= 65535:
+            raise UsageError(f"metrics_port {self.metrics_port}: expected 1..65535")
+
+
+@dataclass
+class MonitorSettings(ListenSettings):
+    """``streamtag monitor``: these settings are every station's defaults; a ``[[station]]`` table
+    overrides the per-station ones (see :mod:`streamtag.stations`)."""
+
+    shard: str = ""
+    """``I/N``: run only stations I, I+N, I+2N, ... (1-based, in file order) of the stations file; empty = all."""
+
+    def validate(self) -> None:
+        """Raise :class:`UsageError` for out-of-range values."""
+        super().validate()
+        if self.shard:
+            shard_of(self.shard)
+
+
+def shard_of(spec: str) -> tuple[int, int]:
+    """Parse ``I/N`` (1 <= I <= N) into ``(I, N)``."""
+    i, sep, n = spec.partition("/")
+    if not (sep and i.strip().isdigit() and n.strip().isdigit()) or not 1 <= int(i) <= int(n):
+        raise UsageError(f"shard {spec!r}: expected I/N with 1 <= I <= N, e.g. 2/4")
+    return int(i), int(n)
 
 
 @dataclass
@@ -129,7 +178,7 @@ class TagSettings(CommonSettings):
             raise UsageError("give --json or --csv, not both")
 
 
-SECTIONS = {ListenSettings: "listen", TagSettings: "tag"}
+SECTIONS = {ListenSettings: "listen", TagSettings: "tag", MonitorSettings: "monitor"}
 """Config-file table of each command."""
 
 
@@ -183,7 +232,7 @@ def _from_config(cls: type, path: Path) -> dict[str, Any]:
     for key, value in data.items():
         if isinstance(value, dict):
             if key not in SECTIONS.values():
-                raise UsageError(f"{path}: unknown table [{key}] (expected [listen] or [tag])")
+                raise UsageError(f"{path}: unknown table [{key}] (expected [listen], [tag] or [monitor])")
             continue
         if key not in all_names:
             raise UsageError(f"{path}: unknown key {key!r}")

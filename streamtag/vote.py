@@ -12,6 +12,8 @@ VOTE_MODES = ("ema", "soft", "hard")
 
 SILENCE = "silence"
 """Genre reported for windows whose RMS is below the silence threshold."""
+SPEECH = "speech"
+"""Genre reported for windows that are mostly talk (models with a ``speech`` output)."""
 
 
 def rms_dbfs(x: np.ndarray) -> float:
@@ -95,8 +97,12 @@ class Vote:
 
     def silence(self) -> Verdict:
         """Record a silent window: genre ``"silence"`` and a vote reset."""
+        return self.other(SILENCE)
+
+    def other(self, state: str, confidence: float = 1.0) -> Verdict:
+        """Record a window that is not music (``silence``, ``speech``): reported as is, the vote resets."""
         self.reset()
-        return self._verdict(SILENCE, 1.0, SILENCE)
+        return self._verdict(state, confidence, state)
 
     def _verdict(self, genre: str, confidence: float, raw: str) -> Verdict:
         previous, self.genre = self.genre, genre
