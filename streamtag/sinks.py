@@ -76,9 +76,12 @@ class ConsoleSink:
                     f"{'-' if p50 is None else f'{p50:.0f}'} ms, dropped {event['dropped_samples']} samples, "
                     f"{event['provider']}, {event['model']}{link}" + (" (final)" if event["final"] else ""))
         elif base == events.OUTAGE:
-            detail = {"reconnecting": f"{event['error']}; retry {event['attempt']} in {event['retry_in_s']:.1f} s",
-                      "connected": f"back after {event['duration_s']:.1f} s",
-                      "down": f"{event['error']}"}[event["state"]]
+            if event["state"] == "reconnecting":
+                detail = f"{event['error']}; retry {event['attempt']} in {event['retry_in_s']:.1f} s"
+            elif event["state"] == "connected":
+                detail = f"back after {event['duration_s']:.1f} s"
+            else:
+                detail = str(event["error"])
             line = f"# {event['stream']}: {event['state']} ({detail})"
         elif base == events.CHANGE:
             was = "" if event["previous"] is None else f"{event['previous']} -> "
