@@ -407,8 +407,9 @@ class UrlSource(_ReaderSource):
                 error = "stream ended" if self._conn is None or self._conn.content_length is None else \
                     f"stream cut after {self._conn.received} of {self._conn.content_length} bytes"
                 terminal = self._conn is not None and self._conn.content_length is not None
-            except StreamError as exc:
-                error, terminal = str(exc), exc.terminal
+            except StreamError as exc:  # after audio, a 404 is an Icecast mount whose source is restarting
+                error = str(exc)
+                terminal = exc.terminal and not (played and getattr(exc, "status", 0) == 404)
             except UsageError as exc:  # not decodable audio
                 error, terminal = str(exc).removeprefix(f"{self.url}: "), not played
             except OSError as exc:

@@ -1,4 +1,5 @@
-"""The Textual dashboard for ``streamtag listen``: :func:`run` shows a pipeline until the user quits."""
+"""The Textual dashboards: :func:`run` shows a ``listen`` pipeline, :func:`run_monitor` a ``monitor``'s
+stations, until the user quits."""
 
 from __future__ import annotations
 
@@ -31,4 +32,17 @@ def run(pipeline: Pipeline) -> int:
     return 0 if app.return_code in (None, 0) else app.return_code
 
 
-__all__ = ["StreamtagApp", "run"]
+def run_monitor(pipeline: Pipeline) -> None:
+    """Start a monitor ``pipeline``, show its stations until ``q``, stop it (errors are the caller's to report)."""
+    from .monitor import MonitorApp
+
+    app = MonitorApp(pipeline)
+    pipeline.settings.status_interval = min(pipeline.settings.status_interval, STATUS_INTERVAL_S)
+    pipeline.start()
+    try:
+        app.run()
+    finally:
+        pipeline.stop()
+
+
+__all__ = ["StreamtagApp", "run", "run_monitor"]
