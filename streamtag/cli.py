@@ -87,6 +87,8 @@ def build_parser() -> argparse.ArgumentParser:
     _common(mo)
     mo.add_argument("stations", metavar="STATIONS.toml", help="stations file: one [[station]] table per stream")
     mo.add_argument("--shard", metavar="I/N", help="run only stations I, I+N, I+2N, ... (1-based)")
+    mo.add_argument("--fast", action="store_true", default=None, help="read file stations as fast as possible")
+    mo.add_argument("--duration", type=float, metavar="S", help="stop each station after S seconds of audio")
     _live(mo)
 
     tp = sub.add_parser("tag", help="tag audio files (one result per file)")

@@ -73,9 +73,10 @@ class MetricsSink:
     @staticmethod
     def _count(counter: Counter, seen: dict[str, int], station: str, total: int) -> None:
         """Raise ``counter`` to the running total ``total`` reported by the events."""
+        child = counter.labels(station)  # exported from the first report on, zero included
         delta = total - seen.get(station, 0)
         if delta > 0:
-            counter.labels(station).inc(delta)
+            child.inc(delta)
             seen[station] = total
 
     def close(self) -> None:

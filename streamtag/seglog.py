@@ -177,7 +177,6 @@ class SegmentLog:
             old.state = "closed"
         if new is not None:
             self._open[stream] = new
-            self._conf[stream] = 0.0
         if old is not None or new is not None:
             self._store.write(old, new)
 
@@ -203,16 +202,17 @@ class SegmentLog:
         row = self._open.get(stream)
         if row is not None and row.genre == ev["genre"]:
             row.end_wall, row.end_t = max(row.end_wall, end_wall), ev["t_end"]
+            row.windows += 1
+            self._conf[stream] += ev["confidence"]
+            row.confidence = self._conf[stream] / row.windows
+            if row.title is None and ev.get("title"):
+                row.title = ev["title"]
         else:
             start_t = row.end_t if row is not None else ev["t_start"]
             start_wall = row.end_wall if row is not None else end_wall - (ev["t_end"] - ev["t_start"])
-            row = Row(stream, ev["genre"], start_wall, end_wall, start_t, ev["t_end"], title=ev.get("title"))
-            self._switch(stream, row)
-        row.windows += 1
-        self._conf[stream] += ev["confidence"]
-        row.confidence = self._conf[stream] / row.windows
-        if row.title is None and ev.get("title"):
-            row.title = ev["title"]
+            self._conf[stream] = ev["confidence"]
+            self._switch(stream, Row(stream, ev["genre"], start_wall, end_wall, start_t, ev["t_end"], windows=1,
+                                     confidence=ev["confidence"], title=ev.get("title")))
 
     def _outage(self, stream: str, ev: dict) -> None:
         row = self._open.get(stream)
