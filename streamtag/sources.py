@@ -382,6 +382,7 @@ class UrlSource(_ReaderSource):
         self._fast = fast
         self._conn: IcyStream | None = None
         self._down_since: float | None = None
+        self._got = 0
         self.title: str | None = None
         """The latest ICY ``StreamTitle`` (None before one arrives)."""
 
@@ -399,10 +400,10 @@ class UrlSource(_ReaderSource):
         without_audio = 0   # reconnect attempts in a row that brought no audio
         reconnecting = False
         while not self._stop.is_set():
-            got, terminal, error = 0, False, None
+            terminal, error = False, None
+            self._got = 0
             try:
-                got, complete = self._session()
-                if complete:
+                if self._session():
                     return
                 error = "stream ended" if self._conn is None or self._conn.content_length is None else \
                     f"stream cut after {self._conn.received} of {self._conn.content_length} bytes"
@@ -416,15 +417,15 @@ class UrlSource(_ReaderSource):
                 error = exc.strerror or str(exc)
             if self._stop.is_set():
                 return
-            played = played or got > 0
-            without_audio = 0 if got else without_audio + reconnecting
+            played = played or self._got > 0
+            without_audio = 0 if self._got else without_audio + reconnecting
             self.last_error = error
             if not played and not self.patient:
                 terminal = True
             if terminal or (self.retries is not None and without_audio >= self.retries):
-                why = "" if terminal else f"gave up after {without_audio} reconnect attempts without audio: "
+                why = "" if terminal else f"; gave up after {without_audio} reconnect attempts without audio"
                 cls = RuntimeFailure if played else UsageError
-                self.error = cls(f"{self.name}: {why}{error}")
+                self.error = cls(f"{self.name}: {error}{why}")
                 self.last_error = str(self.error)
                 self._outage("down")
                 return
@@ -437,13 +438,12 @@ class UrlSource(_ReaderSource):
             if self._stop.wait(delay):
                 return
 
-    def _session(self) -> tuple[int, bool]:
-        """One connection: (mono samples written, whether a finite body arrived in full)."""
+    def _session(self) -> bool:
+        """One connection (samples written counted in ``_got``); True when a finite body arrived in full."""
         conn = IcyStream(self.url, self.stall_timeout, on_title=self._on_title)
         self._conn = conn
         if self._stop.is_set():
             conn.close()
-        written = 0
         try:
             ctype = conn.headers.get("content-type", "").split(";")[0].strip().lower()
             with AvDecoder(conn, self.url, FORMAT_BY_CONTENT_TYPE.get(ctype)) as dec:
@@ -460,14 +460,14 @@ class UrlSource(_ReaderSource):
                     mono = to_mono(block)
                     if resampler is not None:
                         mono = resampler.process(mono)
-                    if not written and self.state != "connected":
+                    if not self._got and self.state != "connected":
                         self._connected()
-                    written += len(mono)
+                    self._got += len(mono)
                     if not self._write(mono):
                         break
         finally:
             conn.close()
-        return written, conn.complete
+        return conn.complete
 
     def _connected(self) -> None:
         if self.state == "reconnecting":
