@@ -34,7 +34,7 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 class Engine:
     """One loaded model: ``run(windows (n, window_samples)) -> probs (n, n_labels)``; :meth:`infer` adds the
-    detector outputs (``speech``, ``music``) of models that have them."""
+    detector outputs (``speech``) of models that have them."""
 
     def __init__(self, spec: str | None, provider: str = "auto"):
         self.path, self.meta = resolve_model(spec)

@@ -90,8 +90,8 @@ class ModelMeta:
     """Graph output: ``(batch, len(labels))`` float32 logits."""
     detectors: dict[str, str] = field(default_factory=dict)
     """Optional extra graph outputs: output name -> description. Each is ``(batch,)`` float32, the
-    probability that the window holds that sound. The runtime reads ``speech`` (AudioSet "Speech")
-    and ``music`` (AudioSet "Music") for its ``speech`` state; a model without them never reports speech."""
+    probability that the window holds that sound. The runtime reads ``speech`` (the sigmoid of AudioSet
+    class "Speech") for its ``speech`` state; a model without it never reports speech."""
     metrics: dict[str, Any] = field(default_factory=dict)
     """Evaluation figures, e.g. ``{"cv_track_acc": 0.81, ...}`` and the protocol that made them."""
     training: dict[str, Any] = field(default_factory=dict)

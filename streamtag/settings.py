@@ -102,9 +102,9 @@ class ListenSettings(CommonSettings):
     retries: int | None = None
     """Most reconnect attempts in a row that bring no audio before a network input gives up (exit 1);
     None = retry forever (a stream that plays again resets the count)."""
-    speech_threshold: float = 0.5
-    """A window whose ``speech`` probability is at least this (and above ``music``) is reported as
-    ``speech`` (models with a speech output only)."""
+    speech_threshold: float = 0.6
+    """A window whose ``speech`` probability is at least this is talk; ``confirm`` talk windows in a row
+    are reported as ``speech`` (models with a speech output only)."""
     log: str = ""
     """Segment log file: ``.db`` (SQLite), ``.csv`` or ``.jsonl``; empty = no log."""
     metrics_port: int | None = None

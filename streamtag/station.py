@@ -21,7 +21,7 @@ from .errors import StreamtagError, UsageError
 from .segments import Segments
 from .settings import ListenSettings
 from .sources import OUTAGE, TITLE, Source, open_source
-from .vote import SPEECH, Vote, rms_dbfs
+from .vote import Vote, rms_dbfs
 from .windower import Window, Windower
 
 DRAIN_SECONDS = 0.25
@@ -53,10 +53,6 @@ class Batch:
         self.owners.append((station, window))
 
 
-def is_speech(detected: dict[str, float], threshold: float) -> bool:
-    """The window is mostly talk: the ``speech`` output is at least ``threshold`` and above ``music``."""
-    speech = detected.get("speech")
-    return speech is not None and speech >= threshold and speech > detected.get("music", 0.0)
 
 
 class Station:
@@ -219,14 +215,15 @@ class Station:
     def deliver(self, window: Window, x: np.ndarray, probs: np.ndarray, detected: dict[str, float]) -> None:
         """Vote on one classified window (``x``: its samples) and publish its genre (and change) event.
 
-        A silent window is ``silence``, a mostly-talk one ``speech``; neither feeds the music vote.
+        A silent window is ``silence``; a talk window (``speech`` output at least ``speech_threshold``)
+        counts toward ``speech`` (see :meth:`Vote.speech`); neither feeds the music vote.
         """
         s, src = self.settings, self.source
         silent = rms_dbfs(x[:window.end - window.start]) < s.silence_db
         if silent:
             v = self.vote.silence()
-        elif is_speech(detected, s.speech_threshold):
-            v = self.vote.other(SPEECH, detected["speech"])
+        elif detected.get("speech", -1.0) >= s.speech_threshold:
+            v = self.vote.speech(detected["speech"])
         else:
             v = self.vote.update(probs)
         rate = src.rate

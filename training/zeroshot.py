@@ -2,7 +2,7 @@
 
 ``python -m training.zeroshot [--out models]`` scores it on the shared real clips (whole clip as one
 input, and mean logits of 3-s windows at 1.5-s hop), then exports it with those figures and the
-AudioSet ``speech`` and ``music`` outputs beside the genre logits (:class:`~training.models.mobilenet.DetectorNet`).
+AudioSet ``speech`` output beside the genre logits (:class:`~training.models.mobilenet.DetectorNet`).
 """
 
 from __future__ import annotations

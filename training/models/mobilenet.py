@@ -33,7 +33,7 @@ GENRE_TO_AUDIOSET = {
 GTZAN_GENRES = tuple(GENRE_TO_AUDIOSET)
 """The ten GTZAN genres in label order (alphabetical, as the data's folders sort)."""
 
-DETECTORS = {"speech": "Speech", "music": "Music"}
+DETECTORS = {"speech": "Speech"}
 """Extra graph outputs of :class:`DetectorNet`: output name -> the AudioSet class whose sigmoid it is."""
 
 DERIVED_ARCHS = ("mobilenet", "audioset-zeroshot")
@@ -206,7 +206,7 @@ def build(labels: Sequence[str], weights: str | Path | None = None, head: str = 
 class DetectorNet(GenreNet):
     """A mobilenet :class:`GenreNet` that also outputs AudioSet presence probabilities.
 
-    ``forward(wave) -> (logits, speech, music)``: the genre logits exactly as the wrapped net's, and
+    ``forward(wave) -> (logits, speech)``: the genre logits exactly as the wrapped net's, and
     for each :data:`DETECTORS` entry the sigmoid of that AudioSet class's own (untrained) output,
     shape ``(batch,)``. The runtime's ``speech`` state reads these outputs (see
     ``ModelMeta.detectors``); :func:`training.export.export_onnx` names them from ``output_names``.
