@@ -169,12 +169,14 @@ class SegmentLog:
         """Open rows of earlier runs closed as ``recovered``."""
         self._seen: set[str] = set()
         self._open: dict[str, Row] = {}
+        self._last: dict[str, Row] = {}
         self._conf: dict[str, float] = {}
 
     def _switch(self, stream: str, new: Row | None) -> None:
         old = self._open.pop(stream, None)
         if old is not None:
             old.state = "closed"
+            self._last[stream] = old
         if new is not None:
             self._open[stream] = new
         if old is not None or new is not None:
@@ -208,8 +210,9 @@ class SegmentLog:
             if row.title is None and ev.get("title"):
                 row.title = ev["title"]
         else:
-            start_t = row.end_t if row is not None else ev["t_start"]
-            start_wall = row.end_wall if row is not None else end_wall - (ev["t_end"] - ev["t_start"])
+            prev = row or self._last.get(stream)  # segments tile: the next starts where the last ended
+            start_t = prev.end_t if prev is not None else ev["t_start"]
+            start_wall = prev.end_wall if prev is not None else end_wall - (ev["t_end"] - ev["t_start"])
             self._conf[stream] = ev["confidence"]
             self._switch(stream, Row(stream, ev["genre"], start_wall, end_wall, start_t, ev["t_end"], windows=1,
                                      confidence=ev["confidence"], title=ev.get("title")))
@@ -257,9 +260,20 @@ def read_rows(path: str | Path) -> list[dict]:
                 rows = [json.loads(line) for line in f if line.strip()]
         else:
             raise UsageError(f"{path}: expected a .db, .csv or .jsonl segment log")
-        return [{**r, "start_wall": float(r["start_wall"]), "end_wall": float(r["end_wall"])} for r in rows]
+        return [_normal(r) for r in rows]
     except (sqlite3.Error, OSError, ValueError, KeyError, TypeError) as exc:
         raise UsageError(f"{path}: unreadable segment log ({type(exc).__name__}: {exc})") from None
+
+
+def _normal(r: dict) -> dict:
+    """A row of any format as :data:`COLUMNS` with numbers as numbers (CSV holds text)."""
+    out = {k: r.get(k) for k in COLUMNS}
+    for k in ("start_wall", "end_wall", "start_t", "end_t", "confidence"):
+        out[k] = float(r[k])
+    out["windows"] = int(r["windows"])
+    out["title"] = r.get("title") or None
+    out["start"], out["end"] = iso(out["start_wall"]), iso(out["end_wall"])
+    return out
 
 
 def airtime(rows: Iterable[dict], since: float | None = None, until: float | None = None) -> dict[str, dict[str, float]]:
