@@ -235,9 +235,8 @@ class Pipeline:
                     self._classify()  # its last windows before its final status
                     self._live.remove(st)
                     self._end_station(st)
-            if self._batch.full or not any(st.source.ring is not None and st.source.ring.readable()
-                                           for st in self._live):
-                self._classify()
+            if self._batch.full or not any(st.behind for st in self._live):
+                self._classify()  # caught up: run what is ready; behind: fill the batch first
             now = time.monotonic()
             if now - last_status >= self.settings.status_interval:
                 last_status = now
@@ -262,7 +261,12 @@ class Pipeline:
                     st.set_vote_mode(mode)
 
     def _classify(self) -> None:
-        """Run the model on the batch (windows of any stations) and deliver each result to its station."""
+        """Run the model on the batch (windows of any stations) and deliver each result to its station.
+
+        Called when the batch is full, or after a pass over the stations when none is behind: so windows
+        that became ready together (several stations, or one reading ``--fast``) share a model run, and a
+        station that keeps up never waits for others to fill the batch.
+        """
         batch = self._batch
         owners, batch.owners = batch.owners, []
         if not owners or self.paused:

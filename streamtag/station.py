@@ -151,6 +151,12 @@ class Station:
             return False
         return src.ring is None or src.ring.readable() == 0
 
+    @property
+    def behind(self) -> bool:
+        """More input is waiting than one step takes (the worker is catching up, or reading ``--fast``)."""
+        ring = self.source.ring if self.source is not None else None
+        return ring is not None and ring.readable() >= max(1, len(self.chunk))
+
     def step(self, batch: Batch, classify: Callable[[], None]) -> int:
         """Drain up to :data:`DRAIN_SECONDS` of input into windows in ``batch``; returns samples taken."""
         src = self.source
