@@ -212,7 +212,9 @@ class Pipeline:
             self.failed.append((st.name, err))
             if self.error is None:
                 self.error = err
-        st.publish(events.STATUS, st.status(True, self.provider, self._published))
+        final = st.status(True, self.provider, self._published)
+        final["state"] = "down" if err is not None else "ended"
+        st.publish(events.STATUS, final)
 
     def _run(self) -> None:
         self._batch = Batch(self.settings.batch, self._engine.meta.window_samples)

@@ -27,7 +27,8 @@ if TYPE_CHECKING:
 
 REFRESH_S = 0.5
 """Table redraw period."""
-COLUMNS = ("station", "genre", "conf", "state", "up", "last change", "title")
+COLUMNS = {"station": 0, "genre": 10, "conf": 6, "state": 17, "up": 8, "last change": 32, "title": 40}
+"""Column -> width (0: the longest station name)."""
 
 
 @dataclass
@@ -106,9 +107,10 @@ class MonitorApp(App[None]):
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        for col in COLUMNS:
-            table.add_column(col, key=col)
-        for name, row in self.board.snapshot().items():
+        rows = self.board.snapshot()
+        for col, width in COLUMNS.items():
+            table.add_column(col, key=col, width=width or max(8, *(len(n) for n in rows)))
+        for name, row in rows.items():
             table.add_row(name, *cells(row), key=name)
         self._refresh()
         self.set_interval(REFRESH_S, self._refresh)
@@ -121,7 +123,7 @@ class MonitorApp(App[None]):
         table = self.query_one(DataTable)
         rows = self.board.snapshot()
         for name, row in rows.items():
-            for col, value in zip(COLUMNS[1:], cells(row)):
+            for col, value in zip(list(COLUMNS)[1:], cells(row)):
                 table.update_cell(name, col, value)
         p = self.pipeline
         up = sum(r.state in ("connected", "ended") for r in rows.values())
