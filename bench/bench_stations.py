@@ -3,8 +3,9 @@
 Each station is a real gtzan-mini track paced in real time (exactly as ``monitor`` reads a file
 station), all in one :class:`~streamtag.pipeline.Pipeline` with one shared model worker. A trial of N
 stations runs ``--seconds`` of audio; it *keeps up* when no station's capture backlog
-(``backlog_s`` in its status events) exceeds ``--max-backlog`` seconds after the first window,
-every station delivers its windows, and no sample is dropped. (File stations never drop: they wait;
+(``backlog_s`` in its status events, sampled every second) stays within ``--max-backlog`` seconds in
+90 % of the samples after warm-up (a momentary stall of this shared machine is tolerated, a growing
+backlog is not), every station delivers its windows, and no sample is dropped. (File stations never drop: they wait;
 a live input -- a device -- starts dropping once its backlog reaches the 20-s ring, so a growing
 backlog is the first sign of the same limit.) The largest N that keeps up is found by doubling and
 bisection, for batching on (``--batch 32``: windows of all stations that are ready share one model
@@ -21,6 +22,8 @@ import sys
 import threading
 import time
 from pathlib import Path
+
+import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -39,7 +42,7 @@ class Stats:
     def __init__(self, warmup_s: float):
         self.lock = threading.Lock()
         self.warmup_s = warmup_s
-        self.backlog = 0.0
+        self.backlogs: list[float] = []
         self.windows: dict[str, int] = {}
         self.dropped = 0
         self.latency_max = 0.0
@@ -48,8 +51,8 @@ class Stats:
         base = events.base_topic(topic)
         with self.lock:
             if base == events.STATUS:
-                if event["uptime_s"] > self.warmup_s:
-                    self.backlog = max(self.backlog, event["backlog_s"])
+                if event["uptime_s"] > self.warmup_s and not event["final"]:
+                    self.backlogs.append(event["backlog_s"])
                 self.dropped += event["dropped_samples"] if event["final"] else 0
             elif base == events.GENRE:
                 self.windows[event["stream"]] = self.windows.get(event["stream"], 0) + 1
@@ -72,8 +75,10 @@ def trial(n: int, batch: int, seconds: float, model: str, tracks: list[Path], ma
     wall = time.monotonic() - t0
     expected = int(seconds - 3) + 1
     short = sum(1 for i in range(n) if stats.windows.get(f"s{i}", 0) < expected)
-    ok = p.error is None and stats.backlog <= max_backlog and short == 0 and stats.dropped == 0
-    return {"n": n, "ok": ok, "backlog_max_s": round(stats.backlog, 2), "short_stations": short,
+    p90 = float(np.percentile(stats.backlogs, 90)) if stats.backlogs else 0.0
+    ok = p.error is None and p90 <= max_backlog and short == 0 and stats.dropped == 0
+    return {"n": n, "ok": ok, "backlog_p90_s": round(p90, 2), "backlog_max_s": round(max(stats.backlogs, default=0), 2),
+            "short_stations": short,
             "latency_max_ms": round(stats.latency_max), "wall_s": round(wall, 1)}
 
 
