@@ -14,6 +14,16 @@ STATUS_INTERVAL_S = 1.0
 """Longest status period while the TUI runs: status events are its only source of health and uptime."""
 
 
+def _show(app, pipeline: Pipeline) -> None:
+    """Start ``pipeline`` (errors propagate before the screen is taken over), run ``app``, stop the pipeline."""
+    pipeline.settings.status_interval = min(pipeline.settings.status_interval, STATUS_INTERVAL_S)
+    pipeline.start()
+    try:
+        app.run()
+    finally:
+        pipeline.stop()
+
+
 def run(pipeline: Pipeline) -> int:
     """Start ``pipeline``, show it until ``q``, stop it; returns the exit code (0).
 
@@ -21,12 +31,7 @@ def run(pipeline: Pipeline) -> int:
     pipeline hit while running is raised after the screen is restored, for the CLI to report.
     """
     app = StreamtagApp(pipeline)
-    pipeline.settings.status_interval = min(pipeline.settings.status_interval, STATUS_INTERVAL_S)
-    pipeline.start()
-    try:
-        app.run()
-    finally:
-        pipeline.stop()
+    _show(app, pipeline)
     if pipeline.error is not None:
         raise pipeline.error
     return 0 if app.return_code in (None, 0) else app.return_code
@@ -36,13 +41,7 @@ def run_monitor(pipeline: Pipeline) -> None:
     """Start a monitor ``pipeline``, show its stations until ``q``, stop it (errors are the caller's to report)."""
     from .monitor import MonitorApp
 
-    app = MonitorApp(pipeline)
-    pipeline.settings.status_interval = min(pipeline.settings.status_interval, STATUS_INTERVAL_S)
-    pipeline.start()
-    try:
-        app.run()
-    finally:
-        pipeline.stop()
+    _show(MonitorApp(pipeline), pipeline)
 
 
 __all__ = ["StreamtagApp", "run", "run_monitor"]
