@@ -13,8 +13,7 @@ import pytest
 import soundfile as sf
 from prometheus_client.parser import text_string_to_metric_families
 
-from clitools import assert_one_line_error, free_port, json_lines, streamtag, streamtag_popen, write_clip
-from test_radio import Lines
+from clitools import ChildLines, assert_one_line_error, free_port, json_lines, streamtag, streamtag_popen, write_clip
 
 
 def _metric(text, name, **labels):
@@ -45,7 +44,7 @@ def test_segment_log_survives_sigkill_and_a_failing_station(tmp_path, change_cli
     mon = streamtag_popen("monitor", stations, "--no-tui", "--no-publish", "--model", real_model, "--log", log,
                           "--metrics-port", port, "--status-interval", "1")
     try:
-        out = Lines(mon)
+        out = ChildLines(mon)
         out.wait("the change to metal", lambda: any(e["genre"] == "metal" for e in out.get("streamtag.change.x")))
         out.wait("a status refresh", lambda: len([e for e in out.get("streamtag.status.x")]) >= 2)
         metrics = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()

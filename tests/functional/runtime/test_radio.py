@@ -3,12 +3,11 @@
 import json
 import signal
 import sqlite3
-import threading
 import time
 
 import pytest
 
-from clitools import streamtag, streamtag_popen, write_clip
+from clitools import ChildLines, streamtag, streamtag_popen, write_clip
 from radio import Icecast, push
 from streamtag import events
 
@@ -18,33 +17,6 @@ def icecast():
     server = Icecast()
     yield server
     server.stop()
-
-
-class Lines:
-    """Collects a child's stdout JSON lines on a thread."""
-
-    def __init__(self, proc):
-        self.items, self._lock = [], threading.Lock()
-        self._thread = threading.Thread(target=self._read, args=(proc.stdout,), daemon=True)
-        self._thread.start()
-
-    def _read(self, f):
-        for line in f:
-            with self._lock:
-                self.items.append(json.loads(line))
-
-    def get(self, topic):
-        with self._lock:
-            return [e for e in self.items if e["topic"] == topic]
-
-    def wait(self, what, condition, timeout=30):
-        deadline = time.monotonic() + timeout
-        while not condition():
-            assert time.monotonic() < deadline, f"timed out waiting for {what}"
-            time.sleep(0.05)
-
-    def join(self):
-        self._thread.join(10)
 
 
 def test_monitor_tags_two_mounts_and_rides_out_a_source_restart(icecast, tmp_path, real_model):
@@ -59,7 +31,7 @@ def test_monitor_tags_two_mounts_and_rides_out_a_source_restart(icecast, tmp_pat
     mon = streamtag_popen("monitor", stations, "--no-tui", "--no-publish", "--model", real_model, "--log", log,
                           "--status-interval", "1")
     try:
-        out = Lines(mon)
+        out = ChildLines(mon)
         genre_a = "streamtag.genre.a"
         out.wait("3 windows of station a", lambda: len(out.get(genre_a)) >= 3)
         sources[0].kill()                                                    # the studio's encoder dies
