@@ -35,27 +35,31 @@ import soundfile as sf
 import zmq
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from streamtag.audio import load_mono  # noqa: E402
+
 SHARED = Path(os.environ.get("STREAMTAG_SHARED", REPO.parent / "shared"))
 PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
 def build_mp3(dest: Path, hours: float) -> float:
-    """Concatenate real clips up to ``hours`` and encode to 64 kbps MP3; returns its seconds."""
+    """Real clips (gtzan-mini, then extra-4q, repeated if needed) up to ``hours``, mono 22050 Hz, as a
+    64 kbps MP3 (decoded and resampled here, encoded by the ffmpeg binary); returns its seconds."""
     tracks = sorted((SHARED / "data" / "gtzan-mini").glob("*/*.flac")) + sorted(
         (SHARED / "data" / "extra-4q").glob("*/*.mp3"))
-    listing, total = dest.with_suffix(".txt"), 0.0
-    lines = []
-    while total < hours * 3600:
-        for t in tracks:
-            lines.append(f"file '{t}'")
-            total += sf.info(t).duration
-            if total >= hours * 3600:
-                break
-    listing.write_text("\n".join(lines) + "\n")
-    subprocess.run(["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-f", "concat", "-safe", "0",
-                    "-i", str(listing), "-ac", "1", "-ar", "22050", "-c:a", "libmp3lame", "-b:a", "64k", str(dest)],
-                   check=True)
-    return total
+    wav = dest.with_suffix(".wav")
+    total, i = 0, 0
+    with sf.SoundFile(wav, "w", samplerate=22050, channels=1, subtype="PCM_16") as out:
+        while total < hours * 3600 * 22050:
+            x = load_mono(tracks[i % len(tracks)], 22050)
+            out.write(x)
+            total += len(x)
+            i += 1
+    subprocess.run(["ffmpeg", "-nostdin", "-hide_banner", "-loglevel", "error", "-y", "-i", str(wav),
+                    "-c:a", "libmp3lame", "-b:a", "64k", str(dest)], check=True)
+    wav.unlink()
+    return total / 22050
 
 
 def serve(mp3: bytes, seconds: float, reconnect_every: float) -> tuple[socketserver.TCPServer, str]:
