@@ -375,7 +375,6 @@ class UrlSource(_ReaderSource):
                  patient: bool = False):
         super().__init__()
         self.url = normalize_url(url)
-        self.paced = not fast
         self.stall_timeout, self.retries, self.patient = stall_timeout, retries, patient
         self.name = url
         self.description = f"url {url}{' (fast)' if fast else ''}"
@@ -445,6 +444,9 @@ class UrlSource(_ReaderSource):
         if self._stop.is_set():
             conn.close()
         try:
+            # a live stream is paced by its server (pacing it again would drift against the server's
+            # clock until the server drops us); a finite file over HTTP is paced like a local file
+            self.paced = not self._fast and conn.content_length is not None
             ctype = conn.headers.get("content-type", "").split(";")[0].strip().lower()
             with AvDecoder(conn, self.url, FORMAT_BY_CONTENT_TYPE.get(ctype)) as dec:
                 if not self.rate:
