@@ -123,11 +123,17 @@ def run_monitor(url: str, model: str, extra: list[str], minutes: float | None) -
                     windows[0] += 1
         reader = threading.Thread(target=read, daemon=True)
         reader.start()
-        samples, t0 = [], time.monotonic()
+        samples, t0, stop_s = [], time.monotonic(), None
         while proc.poll() is None:
             if minutes is not None and time.monotonic() - t0 >= minutes * 60:
-                proc.send_signal(signal.SIGTERM)
-                proc.wait(60)
+                t_stop = time.monotonic()
+                proc.send_signal(signal.SIGTERM)  # it tags what is buffered first: slow when starved of CPU
+                try:
+                    proc.wait(300)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+                stop_s = round(time.monotonic() - t_stop, 1)
                 break
             r = rss(proc.pid)
             if r and windows[0]:
@@ -139,7 +145,7 @@ def run_monitor(url: str, model: str, extra: list[str], minutes: float | None) -
     final = statuses[-1] if statuses else {}
     k = max(1, len(samples) // 10)
     late = [s for s in statuses if s["uptime_s"] > 60]
-    return {"exit": proc.returncode, "wall_s": round(wall, 1), "windows": windows[0],
+    return {"exit": proc.returncode, "wall_s": round(wall, 1), "sigterm_to_exit_s": stop_s, "windows": windows[0],
             "audio_s": final.get("windows", 0), "dropped_samples": final.get("dropped_samples"),
             "outages": final.get("outages"), "reconnected": sum(e["state"] == "connected" for e in outages),
             "backlog_max_s_after_1min": round(max((s["backlog_s"] for s in late), default=0.0), 2),
