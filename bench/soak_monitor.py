@@ -157,7 +157,7 @@ def run_monitor(url: str, model: str, extra: list[str], minutes: float | None) -
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--hours", type=float, default=1.0, help="audio of the accelerated phase (default 1)")
+    ap.add_argument("--hours", type=float, default=1.0, help="audio of the accelerated phase (default 1; 0: skip it)")
     ap.add_argument("--minutes", type=float, default=10.0, help="real-time phase (default 10)")
     ap.add_argument("--reconnect-every", type=float, default=120.0)
     ap.add_argument("--model", default="mobilenet")
@@ -165,11 +165,12 @@ def main() -> None:
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         mp3 = Path(tmp) / "soak.mp3"
-        seconds = build_mp3(mp3, args.hours)
+        seconds = build_mp3(mp3, args.hours or args.minutes / 60)
         srv, base = serve(mp3.read_bytes(), seconds, args.reconnect_every)
         print(f"stream: {seconds / 3600:.2f} h of real clips, {mp3.stat().st_size / 2**20:.1f} MiB MP3", flush=True)
-        a = run_monitor(f"{base}/file", args.model, ["--fast", "--no-publish"], None)
-        print(f"RESULT phase=accelerated {json.dumps(a)}", flush=True)
+        if args.hours:
+            a = run_monitor(f"{base}/file", args.model, ["--fast", "--no-publish"], None)
+            print(f"RESULT phase=accelerated {json.dumps(a)}", flush=True)
         port = srv.server_address[1] + 1
         while True:
             try:
