@@ -6,7 +6,8 @@ decoded block by block (:class:`MonoStream`): memory stays bounded whatever a fi
 what its header claims; :func:`load_mono` is the same stream gathered into one array.
 
 Decoders are pluggable: :data:`DECODERS` maps a file extension to the function that opens it as
-an :class:`AudioFile`; any other extension goes to libsndfile.
+a :class:`Decoder` (libsndfile, or PyAV for m4a/AAC, ALAC, video containers); any other extension
+is tried with libsndfile, then PyAV.
 """
 
 from __future__ import annotations
@@ -151,14 +152,13 @@ class AudioFile(sf.SoundFile):
             raise RuntimeError(f"corrupt audio data{where}") from None
 
 
-def open_audio(path: str | Path) -> AudioFile:
-    """Open a regular file libsndfile decodes for block-wise reading (the caller closes it).
+def regular_file(path: str | Path) -> bytes:
+    """``path`` as bytes (names that are not UTF-8 work too) once it is known to be a regular file.
 
-    Raises :class:`UsageError` with a one-line message for missing, unreadable, non-regular
-    (FIFO, device: use ``--input -`` for a pipe), empty or implausible files (sample rate
-    outside 1 kHz..768 kHz). Any file name the OS accepts works, UTF-8 or not.
+    Raises :class:`UsageError` (one line) for a missing or unreadable path, a folder, or something that
+    is not a regular file (a FIFO would block, a device never ends: use ``--input -`` for a pipe).
     """
-    name = os.fsencode(path)  # bytes: names that are not UTF-8 open too
+    name = os.fsencode(path)
     try:
         mode = os.stat(name).st_mode
     except FileNotFoundError:
@@ -169,8 +169,19 @@ def open_audio(path: str | Path) -> AudioFile:
         raise UsageError(f"{path}: not a valid file name") from None
     if stat.S_ISDIR(mode):
         raise UsageError(f"{path}: is a directory, not an audio file")
-    if not stat.S_ISREG(mode):  # opening a FIFO would block; a device never ends
+    if not stat.S_ISREG(mode):
         raise UsageError(f"{path}: not a regular file (a pipe or device: send raw PCM to `--input -` instead)")
+    return name
+
+
+def open_audio(path: str | Path) -> AudioFile:
+    """Open a regular file libsndfile decodes for block-wise reading (the caller closes it).
+
+    Raises :class:`UsageError` with a one-line message for missing, unreadable, non-regular
+    (see :func:`regular_file`), empty or implausible files (sample rate outside 1 kHz..768 kHz).
+    Any file name the OS accepts works, UTF-8 or not.
+    """
+    name = regular_file(path)
     try:
         with quiet_c_stderr():
             f = AudioFile(name)  # by name: libsndfile needs the extension to find headerless MP3
@@ -243,35 +254,64 @@ SOUNDFILE_EXTENSIONS = (".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aif"
                         ".caf", ".w64", ".rf64")
 """Extensions libsndfile decodes that a directory walk picks up."""
 
-DECODERS: dict[str, Callable[[str | Path], Decoder]] = {ext: SoundFileAudio for ext in SOUNDFILE_EXTENSIONS}
-"""Decoder per lower-case file extension; register another (e.g. PyAV for ``.m4a``) by adding entries."""
+AV_EXTENSIONS = (".m4a", ".m4b", ".mp4", ".aac", ".alac", ".webm", ".mka", ".mkv", ".mov")
+"""Extensions decoded in process by PyAV (FFmpeg's decoders): AAC and ALAC in MP4, raw ADTS AAC,
+Matroska/WebM, and the sound of video files."""
+
+
+def open_av(path: str | Path) -> Decoder:
+    """:class:`Decoder` through PyAV (:class:`streamtag.decode.AvFile`; PyAV is loaded on first use)."""
+    from .decode import AvFile
+
+    return AvFile(path)
+
+
+DECODERS: dict[str, Callable[[str | Path], Decoder]] = {
+    **{ext: SoundFileAudio for ext in SOUNDFILE_EXTENSIONS}, **{ext: open_av for ext in AV_EXTENSIONS}}
+"""Decoder per lower-case file extension; register another by adding entries."""
 
 
 def open_decoder(path: str | Path) -> Decoder:
-    """Open ``path`` with the decoder registered for its extension (libsndfile for unknown ones)."""
-    return DECODERS.get(Path(path).suffix.lower(), SoundFileAudio)(path)
+    """Open ``path`` with the decoder registered for its extension, and check its rate and channels.
+
+    A file with another extension is tried with libsndfile, then with PyAV (anything FFmpeg decodes).
+    A rate outside ``MIN_RATE..MAX_RATE`` or no channels is a :class:`UsageError`.
+    """
+    opener = DECODERS.get(Path(path).suffix.lower())
+    if opener is not None:
+        f = opener(path)
+    else:
+        try:
+            f = SoundFileAudio(path)
+        except UsageError as exc:
+            if "cannot decode audio" not in str(exc):
+                raise
+            try:
+                f = open_av(path)
+            except UsageError:
+                raise exc from None
+    try:
+        if not MIN_RATE <= f.rate <= MAX_RATE:
+            raise UsageError(f"{path}: unsupported sample rate {f.rate} Hz (expected {MIN_RATE}..{MAX_RATE})")
+        if f.channels < 1:
+            raise UsageError(f"{path}: file says it has {f.channels} channels")
+    except UsageError:
+        f.close()
+        raise
+    return f
 
 
 class MonoStream:
     """One file as model-rate mono float32 chunks, decoded and resampled block by block.
 
     Memory is bounded by :data:`BLOCK_SAMPLES` whatever the file's length or header. Samples are
-    made safe by :func:`sanitize` (NaN/inf -> 0, beyond full scale -> clipped to +-1); a rate outside
-    ``MIN_RATE..MAX_RATE`` is a :class:`UsageError`. Use as a context manager (it closes the file).
+    made safe by :func:`sanitize` (NaN/inf -> 0, beyond full scale -> clipped to +-1); the file is
+    opened by :func:`open_decoder`. Use as a context manager (it closes the file).
     """
 
     def __init__(self, path: str | Path, rate: int):
         self.path = path
         self.file = open_decoder(path)
-        try:
-            if not MIN_RATE <= self.file.rate <= MAX_RATE:
-                raise UsageError(f"{path}: unsupported sample rate {self.file.rate} Hz "
-                                 f"(expected {MIN_RATE}..{MAX_RATE})")
-            if self.file.channels < 1:
-                raise UsageError(f"{path}: file says it has {self.file.channels} channels")
-        except UsageError:
-            self.file.close()
-            raise
         self.rate = rate
         self.frames_read = 0
         """Source frames decoded so far."""

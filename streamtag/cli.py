@@ -1,6 +1,6 @@
-"""``streamtag listen | tag | subscribe | devices | models``.
+"""``streamtag listen | monitor | tag | subscribe | report | proxy | devices | models``.
 
-Exit codes: 0 ok (also after Ctrl-C/SIGTERM/SIGHUP stopped ``listen`` or ``subscribe`` cleanly,
+Exit codes: 0 ok (also after Ctrl-C/SIGTERM/SIGHUP stopped ``listen``, ``monitor``, ``subscribe`` or ``proxy`` cleanly,
 and when stdout's reader went away), 2 usage or bad input, 1 runtime failure (also an interrupted
 ``tag``, ``models`` or ``devices``). Every :class:`~streamtag.errors.StreamtagError` is one line
 on stderr. Module-level imports stay light: :func:`main` installs the stop-signal handlers
@@ -64,6 +64,23 @@ def _common(p: argparse.ArgumentParser, cfg) -> None:
     p.add_argument("--batch", type=int, metavar="N", help="most windows per model run (default: listen 32, tag 16)")
 
 
+def _live(p: argparse.ArgumentParser, default_publish: str) -> None:
+    """Options ``listen`` and ``monitor`` share: outputs, network inputs, talk, log, metrics."""
+    pub = p.add_mutually_exclusive_group()
+    pub.add_argument("--publish", metavar="ADDR", help=f"ZeroMQ PUB address (default {default_publish})")
+    pub.add_argument("--no-publish", dest="publish", action="store_const", const="", help="do not publish")
+    p.add_argument("--no-tui", dest="tui", action="store_false", default=None, help="print to the console")
+    p.add_argument("--status-interval", type=float, metavar="S", help="seconds between status events (default 5)")
+    p.add_argument("--stall-timeout", type=float, metavar="S",
+                   help="reopen a network input after S seconds without audio (default 10; 0.5..3600)")
+    p.add_argument("--retries", type=int, metavar="N", help="give up (exit 1) after N reconnect attempts in a row "
+                   "without audio (default: retry forever)")
+    p.add_argument("--speech-threshold", type=float, metavar="P",
+                   help="speech probability from which a window is talk (default 0.6; above 0 .. 1)")
+    p.add_argument("--log", metavar="PATH", help="segment log: .db (SQLite), .csv or .jsonl")
+    p.add_argument("--metrics-port", type=int, metavar="N", help="serve Prometheus metrics on port N")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (every default is None so the settings layers can tell what was given)."""
     from . import settings as cfg
@@ -74,22 +91,26 @@ def build_parser() -> argparse.ArgumentParser:
 
     lp = sub.add_parser("listen", help="tag a live stream (device, file, stdin, URL) window by window")
     _common(lp, cfg)
-    lp.add_argument("--input", "-i", metavar="PATH|URL|-", help="audio file, http(s) URL or - for raw PCM on stdin "
-                    "(default: the input device)")
+    lp.add_argument("--input", "-i", metavar="PATH|URL|-", help="audio file, http(s)/icecast URL or - for raw PCM "
+                    "on stdin (default: the input device)")
     lp.add_argument("--device", "-d", metavar="NAME|INDEX", help="input device (see `streamtag devices`)")
     lp.add_argument("--rate", type=int, metavar="HZ", help="stdin PCM rate (default 44100) or device capture rate")
     lp.add_argument("--channels", type=int, metavar="N", help="stdin PCM channels (default 1) or device channels")
     lp.add_argument("--format", choices=cfg.PCM_FORMATS, help="stdin PCM sample format (default s16le)")
     lp.add_argument("--fast", action="store_true", default=None, help="read files/URLs as fast as possible")
     lp.add_argument("--duration", type=float, metavar="S", help="stop after S seconds of audio")
-    pub = lp.add_mutually_exclusive_group()
-    pub.add_argument("--publish", metavar="ADDR", help=f"ZeroMQ PUB address (default {DEFAULT_PUBLISH})")
-    pub.add_argument("--no-publish", dest="publish", action="store_const", const="", help="do not publish")
-    lp.add_argument("--no-tui", dest="tui", action="store_false", default=None, help="print to the console")
+    lp.add_argument("--stream", metavar="NAME", help="stream name in events (default: from the source)")
+    _live(lp, DEFAULT_PUBLISH)
     lp.add_argument("--json", action="store_true", default=None, help="console output as JSON lines")
     lp.add_argument("--no-json", dest="json", action="store_false", help="human console lines (overrides the config)")
-    lp.add_argument("--stream", metavar="NAME", help="stream name in events (default: from the source)")
-    lp.add_argument("--status-interval", type=float, metavar="S", help="seconds between status events (default 5)")
+
+    mo = sub.add_parser("monitor", help="tag many stations in one process (one shared model worker)")
+    _common(mo, cfg)
+    mo.add_argument("stations", metavar="STATIONS.toml", help="stations file: one [[station]] table per stream")
+    mo.add_argument("--shard", metavar="I/N", help="run only stations I, I+N, I+2N, ... (1-based)")
+    mo.add_argument("--fast", action="store_true", default=None, help="read file stations as fast as possible")
+    mo.add_argument("--duration", type=float, metavar="S", help="stop each station after S seconds of audio")
+    _live(mo, DEFAULT_PUBLISH)
 
     tp = sub.add_parser("tag", help="tag audio files and folders (one result per file)")
     _common(tp, cfg)
@@ -118,6 +139,19 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--count", type=int, metavar="N", help="exit after N events")
     sp.add_argument("--until-final", action="store_true", help="exit after the publisher's final status event")
 
+    rp = sub.add_parser("report", help="airtime per station and genre from a segment log")
+    rp.add_argument("log", metavar="LOG", help="segment log written by --log (.db, .csv or .jsonl)")
+    rp.add_argument("--since", metavar="TIME", help="from this time (ISO 8601, UTC unless an offset is given, "
+                    "or unix seconds)")
+    rp.add_argument("--until", metavar="TIME", help="up to this time (same forms)")
+    rp.add_argument("--csv", action="store_true", help="CSV: station,genre,seconds,share")
+
+    xp = sub.add_parser("proxy", help="join several publishers (e.g. monitor shards) into one ZeroMQ feed")
+    xp.add_argument("--connect", action="append", required=True, metavar="ADDR",
+                    help="a publisher's address (repeatable)")
+    xp.add_argument("--publish", default=DEFAULT_PUBLISH, metavar="ADDR",
+                    help=f"address subscribers connect to (default {DEFAULT_PUBLISH})")
+
     sub.add_parser("devices", help="list audio input devices")
     mp = sub.add_parser("models", help="list installed models")
     mp.add_argument("--json", action="store_true", help="one JSON object per model per line")
@@ -129,6 +163,33 @@ def _fields(args: argparse.Namespace, cls: type) -> dict:
     return {k: v for k, v in vars(args).items() if k in names}
 
 
+def _add_outputs(p, s) -> None:
+    """The segment log and the metrics server of ``listen``/``monitor`` settings ``s``, when asked for."""
+    if s.log:
+        from .seglog import SegmentLog
+        p.add_sink(SegmentLog(s.log))
+    if s.metrics_port is not None:
+        from .metrics import MetricsSink
+        p.add_sink(MetricsSink(s.metrics_port, s.metrics_host))
+
+
+def _use_tui(s) -> bool:
+    return s.tui and not s.json and sys.stdout.isatty() and importlib.util.find_spec("streamtag.tui") is not None
+
+
+def _run_console(p, what: Callable[[], str]) -> None:
+    """Start ``p``, say what runs on stderr, wait for the end or a stop signal (then stop cleanly)."""
+    try:
+        with signals.armed():
+            p.start()
+            pub = f"; publishing on {p.publish_address}" if p.publish_address else ""
+            _say(f"{PROG}: {what()} -> model {p.meta.name} on {p.provider}{pub}")
+            while not p.wait(0.2):
+                pass
+    except KeyboardInterrupt:
+        p.stop()
+
+
 def cmd_listen(args: argparse.Namespace) -> int:
     """Run the live pipeline until the input ends, ``--duration`` passes, or a stop signal."""
     from . import settings as cfg
@@ -136,23 +197,50 @@ def cmd_listen(args: argparse.Namespace) -> int:
     from .sinks import ConsoleSink
 
     s = cfg.load(cfg.ListenSettings, _fields(args, cfg.ListenSettings), args.config)
-    use_tui = s.tui and not s.json and sys.stdout.isatty() and importlib.util.find_spec("streamtag.tui") is not None
-    if use_tui:
+    if _use_tui(s):
         from . import tui
         with signals.armed():  # a signal that came during start-up ends the run before the screen opens
             p = Pipeline(s)
+            _add_outputs(p, s)
         return tui.run(p)
     p = Pipeline(s, [ConsoleSink(json_lines=s.json)])
-    try:
-        with signals.armed():
-            p.start()
-            pub = f"; publishing on {p.publish_address}" if p.publish_address else ""
-            _say(f"{PROG}: {p.source_description} -> model {p.meta.name} on {p.provider}{pub}")
-            while not p.wait(0.2):
-                pass
-    except KeyboardInterrupt:
-        p.stop()
+    _add_outputs(p, s)
+    _run_console(p, lambda: p.source_description)
     if p.error is not None:
+        raise p.error
+    return 0
+
+
+def cmd_monitor(args: argparse.Namespace) -> int:
+    """Tag every station of the stations file (or of its shard) until they end or a stop signal.
+
+    A station that fails is reported on stderr and the others go on; the exit code is then the worst
+    of the failed stations' (1, or 2 for a bad input).
+    """
+    from . import settings as cfg
+    from .pipeline import Pipeline
+    from .sinks import ConsoleSink
+    from .stations import load_stations, shard
+
+    s = cfg.load(cfg.MonitorSettings, _fields(args, cfg.MonitorSettings), args.config)
+    stations = shard(load_stations(args.stations, s), s.shard)
+    if not stations:
+        raise UsageError(f"shard {s.shard}: no stations in {args.stations}")
+    use_tui = _use_tui(s)
+    with signals.armed():
+        p = Pipeline(s, [] if use_tui else [ConsoleSink(json_lines=True)], stations=stations)
+        _add_outputs(p, s)
+    if use_tui:
+        from . import tui
+        tui.run_monitor(p)
+    else:
+        shard_note = f" (shard {s.shard})" if s.shard else ""
+        _run_console(p, lambda: f"monitoring {len(stations)} stations{shard_note}")
+    for name, err in p.failed:
+        _error(f"station {name}: {err}")
+    if p.failed:
+        return max(err.exit_code for _, err in p.failed)
+    if p.error is not None:  # the pipeline itself failed (an output, the model)
         raise p.error
     return 0
 
@@ -282,7 +370,7 @@ def cmd_subscribe(args: argparse.Namespace) -> int:
                 body = {k: v for k, v in event.items() if k != "topic"}
                 _out(strictjson.dumps({"topic": topic, **body}))
                 n += 1
-                if args.until_final and topic == events.STATUS and event.get("final") is True:
+                if args.until_final and events.base_topic(topic) == events.STATUS and event.get("final") is True:
                     break
     except KeyboardInterrupt:
         pass
@@ -293,6 +381,61 @@ def cmd_subscribe(args: argparse.Namespace) -> int:
         ctx.term()
         if skipped:
             _say(f"{PROG}: skipped {skipped} malformed message{'s' if skipped > 1 else ''}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Print airtime per station and genre (seconds and share) for the period, from a segment log."""
+    from .seglog import airtime, parse_time, read_rows
+
+    since = parse_time(args.since) if args.since else None
+    until = parse_time(args.until) if args.until else None
+    if since is not None and until is not None and until <= since:
+        raise UsageError("--until must be after --since")
+    with signals.armed():
+        table = airtime(read_rows(args.log), since, until)
+        if args.csv:
+            _out(_csv_row(["station", "genre", "seconds", "share"]))
+        elif not table:
+            _say("no segments in this period")
+        for station in sorted(table):
+            genres = table[station]
+            total = sum(genres.values())
+            if not args.csv:
+                _out(one_line(f"{station}  ({_hms(total)} logged)"))
+            for genre, secs in sorted(genres.items(), key=lambda kv: (-kv[1], kv[0])):
+                if args.csv:
+                    _out(_csv_row([station, genre, f"{secs:.1f}", f"{secs / total:.4f}"]))
+                else:
+                    _out(one_line(f"  {genre:<12} {_hms(secs):>10}  {100 * secs / total:5.1f} %"))
+    return 0
+
+
+def _hms(seconds: float) -> str:
+    s = int(round(seconds))
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}"
+
+
+def cmd_proxy(args: argparse.Namespace) -> int:
+    """Forward every event from ``--connect`` publishers to subscribers of ``--publish`` until a stop signal."""
+    import threading
+
+    from .proxy import Proxy
+    from .sinks import check_address
+
+    for address in args.connect:
+        check_address(address, "--connect")
+    check_address(args.publish, "--publish")
+    proxy = Proxy(args.connect, args.publish)
+    try:
+        with signals.armed():
+            proxy.start()
+            _say(f"{PROG}: proxy {', '.join(args.connect)} -> {args.publish}")
+            threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        proxy.stop()
     return 0
 
 
@@ -386,9 +529,9 @@ def cmd_models(args: argparse.Namespace) -> int:
     return worst
 
 
-COMMANDS = {"listen": cmd_listen, "tag": cmd_tag, "subscribe": cmd_subscribe, "devices": cmd_devices,
-            "models": cmd_models}
-STOPPABLE = ("listen", "subscribe")
+COMMANDS = {"listen": cmd_listen, "monitor": cmd_monitor, "tag": cmd_tag, "subscribe": cmd_subscribe,
+            "report": cmd_report, "proxy": cmd_proxy, "devices": cmd_devices, "models": cmd_models}
+STOPPABLE = ("listen", "monitor", "subscribe", "proxy")
 """Commands a stop signal ends normally (exit 0); any other command it cuts short (exit 1)."""
 
 

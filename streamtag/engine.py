@@ -33,7 +33,8 @@ def softmax(logits: np.ndarray) -> np.ndarray:
 
 
 class Engine:
-    """One loaded model: ``run(windows (n, window_samples)) -> probs (n, n_labels)``."""
+    """One loaded model: ``run(windows (n, window_samples)) -> probs (n, n_labels)``; :meth:`infer` adds the
+    detector outputs (``speech``) of models that have them."""
 
     def __init__(self, spec: str | None, provider: str = "auto"):
         self.path, self.meta = resolve_model(spec)
@@ -72,6 +73,9 @@ class Engine:
                              f"{meta.window_seconds} s x {meta.sample_rate} Hz = {meta.window_samples}")
         if meta.output_name not in [o.name for o in outputs]:
             raise UsageError(f"model {name}: graph has no output {meta.output_name!r}")
+        missing = [d for d in meta.detectors if d not in [o.name for o in outputs]]
+        if missing:
+            raise UsageError(f"model {name}: metadata lists detector output(s) the graph lacks: {', '.join(missing)}")
         out = next(o for o in outputs if o.name == meta.output_name)
         if len(out.shape) != 2 or (isinstance(out.shape[1], int) and out.shape[1] != len(meta.labels)):
             raise UsageError(f"model {name}: graph output has shape {out.shape}, "
@@ -79,8 +83,14 @@ class Engine:
 
     def run(self, windows: np.ndarray) -> np.ndarray:
         """Class probabilities (softmax of the logits) for a batch of windows."""
+        return self.infer(windows)[0]
+
+    def infer(self, windows: np.ndarray) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Class probabilities and each detector output (``{name: (n,) probabilities}``, see
+        ``ModelMeta.detectors``) for a batch of windows, from one graph run."""
+        names = [self.meta.output_name, *self.meta.detectors]
         try:
-            (logits,) = self.session.run([self.meta.output_name], {self.meta.input_name: windows})
+            logits, *extra = self.session.run(names, {self.meta.input_name: windows})
         except Exception as exc:  # a graph that loads but cannot run this input
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise UsageError(f"model {self.name}: inference failed ({first[:200]})") from None
@@ -89,5 +99,13 @@ class Engine:
                              f"expected ({len(windows)}, {len(self.meta.labels)}) for the labels")
         if not np.isfinite(logits).all():  # inputs are sanitised to +-1: a model that does this is broken
             raise UsageError(f"model {self.name}: produced NaN or infinite logits")
-        return softmax(logits.astype(np.float32, copy=False))
+        detected = {}
+        for name, out in zip(self.meta.detectors, extra):
+            if out.size != len(windows):
+                raise UsageError(f"model {self.name}: detector output {name!r} has shape {out.shape}, "
+                                 f"expected ({len(windows)},)")
+            if not np.isfinite(out).all():
+                raise UsageError(f"model {self.name}: detector output {name!r} is NaN or infinite")
+            detected[name] = np.clip(out.reshape(-1).astype(np.float32), 0.0, 1.0)
+        return softmax(logits.astype(np.float32, copy=False)), detected
 

@@ -18,6 +18,21 @@ SCHEMA_VERSION = 1
 
 GENRE, CHANGE, STATUS, LEVEL = "streamtag.genre", "streamtag.change", "streamtag.status", "streamtag.level"
 """Topics: every window, smoothed genre changed, health every few seconds and at stop, input meter."""
+OUTAGE = "streamtag.outage"
+"""Topic: a network input was lost, is retrying, came back, or gave up."""
+
+NO_TITLE = object()
+"""``title`` argument of :func:`genre_event` for inputs without ICY metadata (the field is left out)."""
+
+
+def topic(base: str, suffix: str = "") -> str:
+    """``<base>.<suffix>`` (a monitor's per-station topic), or ``base`` alone."""
+    return f"{base}.{suffix}" if suffix else base
+
+
+def base_topic(name: str) -> str:
+    """The topic without a station suffix: ``streamtag.genre.jazz-fm`` -> ``streamtag.genre``."""
+    return ".".join(name.split(".")[:2])
 
 
 def schema() -> dict:
@@ -26,12 +41,22 @@ def schema() -> dict:
 
 
 def genre_event(*, stream: str, seq: int, t_start: float, t_end: float, genre: str, confidence: float,
-                raw_genre: str, probs: dict[str, float], latency_ms: float, model: str) -> dict:
-    """``streamtag.genre``: the verdict after one window."""
-    return {"v": SCHEMA_VERSION, "stream": stream, "seq": seq, "t_start": round(t_start, 3),
-            "t_end": round(t_end, 3), "wall": time.time(), "genre": genre, "confidence": round(confidence, 4),
-            "raw_genre": raw_genre, "probs": {k: round(float(p), 4) for k, p in probs.items()},
-            "latency_ms": round(latency_ms, 2), "model": model}
+                raw_genre: str, probs: dict[str, float], latency_ms: float, model: str,
+                detected: dict[str, float] | None = None, title: object = NO_TITLE) -> dict:
+    """``streamtag.genre``: the verdict after one window.
+
+    ``detected``: the model's detector outputs; its ``speech`` becomes the ``speech`` field.
+    ``title``: the input's ICY title (str or None); left out for inputs without ICY metadata.
+    """
+    ev = {"v": SCHEMA_VERSION, "stream": stream, "seq": seq, "t_start": round(t_start, 3),
+          "t_end": round(t_end, 3), "wall": time.time(), "genre": genre, "confidence": round(confidence, 4),
+          "raw_genre": raw_genre, "probs": {k: round(float(p), 4) for k, p in probs.items()},
+          "latency_ms": round(latency_ms, 2), "model": model}
+    if detected and "speech" in detected:
+        ev["speech"] = round(float(detected["speech"]), 4)
+    if title is not NO_TITLE:
+        ev["title"] = title
+    return ev
 
 
 def change_event(genre_ev: dict, previous: str | None, at: float) -> dict:
@@ -42,14 +67,24 @@ def change_event(genre_ev: dict, previous: str | None, at: float) -> dict:
 
 def status_event(*, stream: str, uptime_s: float, dropped_samples: int, overflows: int, clipped_samples: int,
                  latency_p50_ms: float | None, latency_p99_ms: float | None, windows: int, windows_per_s: float,
-                 provider: str, model: str, published: int, final: bool) -> dict:
-    """``streamtag.status``: pipeline health."""
+                 provider: str, model: str, published: int, final: bool, state: str = "connected", outages: int = 0,
+                 last_error: str | None = None, backlog_s: float = 0.0) -> dict:
+    """``streamtag.status``: stream health (input state, outages, drops, clipping, latency, backlog)."""
     return {"v": SCHEMA_VERSION, "stream": stream, "wall": time.time(), "uptime_s": round(uptime_s, 3),
             "dropped_samples": dropped_samples, "overflows": overflows, "clipped_samples": clipped_samples,
             "latency_p50_ms": None if latency_p50_ms is None else round(latency_p50_ms, 2),
             "latency_p99_ms": None if latency_p99_ms is None else round(latency_p99_ms, 2),
             "windows": windows, "windows_per_s": round(windows_per_s, 3), "provider": provider, "model": model,
-            "published": published, "final": final}
+            "published": published, "final": final, "state": state, "outages": outages, "last_error": last_error,
+            "backlog_s": round(backlog_s, 3)}
+
+
+def outage_event(*, stream: str, t: float, state: str, outages: int, error: str | None,
+                 attempt: int | None = None, retry_in_s: float | None = None, duration_s: float | None = None) -> dict:
+    """``streamtag.outage``: the input was lost (``reconnecting``), came back (``connected``) or gave up (``down``)."""
+    return {"v": SCHEMA_VERSION, "stream": stream, "wall": time.time(), "t": round(t, 3), "state": state,
+            "outages": outages, "error": error, "attempt": attempt, "retry_in_s": retry_in_s,
+            "duration_s": duration_s}
 
 
 def level_event(*, stream: str, t: float, rms_dbfs: float, peak_dbfs: float, clipping: bool, silent: bool) -> dict:

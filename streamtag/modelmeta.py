@@ -139,6 +139,10 @@ class ModelMeta:
     """Graph input: ``(batch, window_samples)`` float32."""
     output_name: str = "logits"
     """Graph output: ``(batch, len(labels))`` float32 logits."""
+    detectors: dict[str, str] = field(default_factory=dict)
+    """Optional extra graph outputs: output name -> description. Each is ``(batch,)`` float32, the
+    probability that the window holds that sound. The runtime reads ``speech`` (the sigmoid of AudioSet
+    class "Speech") for its ``speech`` state; a model without it never reports speech."""
     metrics: dict[str, Any] = field(default_factory=dict)
     """Evaluation figures, e.g. ``{"cv_track_acc": 0.81, ...}`` and the protocol that made them."""
     training: dict[str, Any] = field(default_factory=dict)
@@ -187,9 +191,11 @@ class ModelMeta:
             what = f"missing {', '.join(missing)}" if missing else f"unknown keys {', '.join(unknown)}"
             raise UsageError(f"bad model metadata: {what}")
         _check_fields(cls, d, "")
-        for key in ("metrics", "training", "provenance"):
+        for key in ("detectors", "metrics", "training", "provenance"):
             if key in d and not isinstance(d[key], dict):
                 raise UsageError(f"bad model metadata: {key} = {_short(d[key])} is not a JSON object")
+        if not all(_printable_name(k) and isinstance(v, str) for k, v in d.get("detectors", {}).items()):
+            raise UsageError("bad model metadata: detectors must map printable output names to descriptions")
         labels = d["labels"]
         if not isinstance(labels, list) or not all(isinstance(x, str) and _printable_name(x) for x in labels):
             raise UsageError("bad model metadata: labels must be a list of printable, non-empty strings")

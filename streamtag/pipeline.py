@@ -1,108 +1,126 @@
-"""The live pipeline: source -> ring buffer -> resampler -> windower -> engine -> vote -> sinks.
+"""The live pipeline: stations (source -> ring -> resampler -> windower) -> one engine -> votes -> sinks.
 
-The source writes into the capture ring on its own thread (or PortAudio's); one worker thread
-does everything after it, so the vote, the segments and the counters have a single writer.
-The TUI (:mod:`streamtag.tui`) drives a run only through the public methods of :class:`Pipeline`.
+Each station's source writes into its own capture ring on its own thread (or PortAudio's); one
+worker thread does everything after the rings for every station: it cuts windows, batches them
+across stations into one model run, votes per station and publishes. So the votes, the segments,
+the counters and the sinks have a single writer. ``listen`` is the one-station case,
+``monitor`` the many-station one: the same class. The TUI (:mod:`streamtag.tui`) drives a run
+only through the public methods of :class:`Pipeline`.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections import deque
 from pathlib import Path
 from typing import Sequence
 
-import numpy as np
-
 from . import events
-from .audio import StreamResampler, sanitize
 from .engine import Engine
 from .errors import RuntimeFailure, StreamtagError, UsageError
 from .modelmeta import ModelMeta, resolve_model
-from .ringbuffer import RingBuffer
-from .segments import Segments
 from .settings import ListenSettings
 from .sinks import Sink, ZmqPublisher
-from .sources import Source, open_source
-from .vote import VOTE_MODES, Vote, rms_dbfs
-from .windower import Windower
+from .sources import MicSource
+from .station import Batch, Station
+from .vote import VOTE_MODES
 
-DRAIN_SECONDS = 0.25
-"""Most input audio the worker takes from the capture ring per step."""
-IDLE_SLEEP = 0.005
-"""Worker sleep when the ring is empty (bounds the added latency)."""
 LEVEL_INTERVAL = 0.1
-"""Seconds between ``streamtag.level`` events."""
-LATENCY_HISTORY = 1000
-"""Windows the latency percentiles look back over."""
+"""Seconds between ``streamtag.level`` events (``listen`` only; a monitor sends none)."""
+IDLE_WAIT = 0.1
+"""Longest worker wait for new audio from reader sources (they wake it when they write)."""
+DEVICE_POLL = 0.005
+"""Worker poll interval while a device is captured (an audio callback never signals, it only copies)."""
 
 
 class Pipeline:
-    """source -> ring buffer -> windower -> engine -> vote -> sinks, on worker threads.
+    """Stations -> shared engine -> sinks, on worker threads.
 
-    ``__init__`` only resolves the model metadata; :meth:`start` binds the publisher, loads the
-    model, opens the source and starts the worker. Events go to every sink: the ZeroMQ
-    publisher (unless ``settings.publish`` is empty) and those passed in or added.
+    ``stations``: per-station settings for a monitor (topics get the suffix ``.<stream>``, no level
+    events, network inputs keep retrying from the start); None = one station from ``settings``
+    (``listen``). ``settings`` gives the process-wide parts: model, provider, batch, publish,
+    status interval. ``__init__`` only resolves the model metadata; :meth:`start` binds the
+    publisher, loads the model, opens the sources and starts the worker. Events go to every sink:
+    the ZeroMQ publisher (unless ``settings.publish`` is empty) and those passed in or added.
     """
 
-    def __init__(self, settings: ListenSettings, sinks: Sequence[Sink] = ()):
+    def __init__(self, settings: ListenSettings, sinks: Sequence[Sink] = (),
+                 stations: Sequence[ListenSettings] | None = None):
         settings.validate()
         self.settings = settings
+        self.monitor = stations is not None
         self._sinks: list[Sink] = list(sinks)
+        self.stations = [Station(st, self._publish, topic_suffix=st.stream if self.monitor else "",
+                                 level_interval=None if self.monitor else LEVEL_INTERVAL, patient=self.monitor)
+                         for st in (stations if stations is not None else [settings])]
         _, self.meta = resolve_model(settings.model)
         self.meta: ModelMeta
         self.provider = ""
-        self.source_description = ""
-        self.sample_rate = 0
         self.publish_address = settings.publish or None
         self.vote_mode = settings.vote
         self.paused = False
         self.error: StreamtagError | None = None
-        self.segments_log = Segments()
+        """The run's error (listen), or the first station's that failed (monitor)."""
+        self.failed: list[tuple[str, StreamtagError]] = []
+        """``(station, error)`` of every station that ended with an error."""
         self._engine: Engine | None = None
         self._pending_engine: Engine | None = None
-        self._source: Source | None = None
-        self._ring: RingBuffer | None = None
+        self._batch: Batch | None = None
         self._thread: threading.Thread | None = None
         self._done = threading.Event()
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._lock = threading.Lock()
-        self._started_at = 0.0
-        self._windows = 0
-        self._clipped = 0
         self._published = 0
-        self._latencies: deque[float] = deque(maxlen=LATENCY_HISTORY)
-        self._stream = settings.stream
+        self._live: list[Station] = []
 
     # --- public API -----------------------------------------------------------------------
     @property
+    def source_description(self) -> str:
+        """The (first) source's description; a URL's gains its format once connected."""
+        src = self.stations[0].source
+        return src.description if src is not None else ""
+
+    @property
+    def sample_rate(self) -> int:
+        """The (first) source's sample rate (0 until a URL has connected)."""
+        src = self.stations[0].source
+        return src.rate if src is not None else 0
+
+    @property
     def segments(self) -> list[dict]:
-        """``{"start", "end", "genre"}`` of the smoothed genre so far."""
-        return self.segments_log.items
+        """``{"start", "end", "genre"}`` of the (first) station's smoothed genre so far."""
+        return self.stations[0].segments.items
 
     def add_sink(self, sink: Sink) -> None:
         """Send events to ``sink`` too (before :meth:`start`)."""
         self._sinks.append(sink)
 
     def start(self) -> None:
-        """Bind the publisher, load the model (warm-up included), open the source, start the worker."""
+        """Bind the publisher, load the model (warm-up included), open the sources, start the worker.
+
+        A monitor station whose input cannot be opened ends at once with its error (the others run);
+        ``listen``'s, or all of a monitor's, raise.
+        """
         s = self.settings
         try:
             if s.publish:
                 self._sinks.insert(0, ZmqPublisher(s.publish))
             self._engine = Engine(s.model, s.provider)
             self.meta, self.provider = self._engine.meta, self._engine.provider
-            self._source = open_source(s.input, s.device, s.rate, s.channels, s.format, s.fast)
-            self.sample_rate = self._source.rate
-            self.source_description = self._source.description
-            self._stream = s.stream or self._source.name
-            self._ring = RingBuffer(int(s.buffer_seconds * self._source.rate))
-            self._started_at = time.monotonic()
-            self._source.start(self._ring)
+            for st in self.stations:
+                try:
+                    st.open(self._wake.set)
+                except StreamtagError as exc:
+                    if not self.monitor:
+                        raise
+                    st.error = exc
+            if all(st.error for st in self.stations):
+                raise self.stations[0].error
         except BaseException:
-            if self._source is not None:
-                self._source.stop()
+            for st in self.stations:
+                if st.source is not None:
+                    st.source.stop()
             self._close_sinks()
             self._done.set()
             raise
@@ -116,8 +134,10 @@ class Pipeline:
     def stop(self) -> None:
         """Stop capture, tag what is buffered, publish the final status, close sinks. Idempotent."""
         self._stop.set()
-        if self._source is not None:
-            self._source.stop()
+        for st in self.stations:
+            if st.source is not None:
+                st.source.stop()
+        self._wake.set()
         if self._thread is None:
             if not self._done.is_set():
                 self._close_sinks()
@@ -136,6 +156,7 @@ class Pipeline:
             raise UsageError(f"vote {mode!r}: expected one of {', '.join(VOTE_MODES)}")
         with self._lock:
             self.vote_mode = mode
+        self._wake.set()
 
     def switch_model(self, spec: str) -> ModelMeta:
         """Load another model (raises :class:`UsageError`); the worker swaps it in, capture keeps running."""
@@ -143,29 +164,18 @@ class Pipeline:
         with self._lock:
             self._pending_engine = engine
         self.meta, self.provider = engine.meta, engine.provider
+        self._wake.set()
         return engine.meta
 
     def health(self) -> dict:
-        """The current ``streamtag.status`` fields."""
-        return self._status(final=False)
+        """The current ``streamtag.status`` fields (of the first station)."""
+        return self.stations[0].status(False, self.provider, self._published)
 
     def save_segments(self, path: str | Path) -> Path:
-        """Write the segments as ``.json`` or ``.csv``."""
-        return self.segments_log.save(path)
+        """Write the (first) station's segments as ``.json`` or ``.csv``."""
+        return self.stations[0].segments.save(path)
 
     # --- worker ---------------------------------------------------------------------------
-    def _status(self, final: bool) -> dict:
-        up = time.monotonic() - self._started_at if self._started_at else 0.0
-        lat = np.array(list(self._latencies)) if self._latencies else None
-        src, ring = self._source, self._ring
-        return events.status_event(
-            stream=self._stream, uptime_s=up, dropped_samples=ring.dropped if ring else 0,
-            overflows=src.overflows if src else 0, clipped_samples=self._clipped,
-            latency_p50_ms=None if lat is None else float(np.percentile(lat, 50)),
-            latency_p99_ms=None if lat is None else float(np.percentile(lat, 99)),
-            windows=self._windows, windows_per_s=self._windows / up if up > 0 else 0.0,
-            provider=self.provider or "cpu", model=self.meta.name, published=self._published, final=final)
-
     def _publish(self, topic: str, event: dict) -> None:
         for sink in self._sinks:
             sink.publish(topic, event)
@@ -177,163 +187,92 @@ class Pipeline:
 
     def _work(self) -> None:
         try:
-            _Worker(self).run()
+            self._run()
         except StreamtagError as exc:
             self.error = exc
         except Exception as exc:  # never a traceback: report one line, exit 1
             self.error = RuntimeFailure(f"pipeline failed: {type(exc).__name__}: {exc}")
         finally:
-            if self._source is not None:
-                self._source.stop()
-            if self.error is None and self._source is not None and self._source.error is not None:
-                self.error = self._source.error
             try:
-                self._publish(events.STATUS, self._status(final=True))
+                for st in self.stations:
+                    if st.source is not None:
+                        st.source.stop()
+                    if not st.done:
+                        self._end_station(st)
             finally:
                 self._close_sinks()
                 self._done.set()
 
+    def _end_station(self, st: Station) -> None:
+        """Publish a station's final status and record its error."""
+        st.done = True
+        err = st.error or (st.source.error if st.source is not None else None)
+        st.error = err
+        if err is not None:
+            self.failed.append((st.name, err))
+            if self.error is None:
+                self.error = err
+        final = st.status(True, self.provider, self._published)
+        final["state"] = "down" if err is not None else "ended"
+        st.publish(events.STATUS, final)
 
-class _Worker:
-    """The loop behind :class:`Pipeline` (state that only the worker thread touches)."""
-
-    def __init__(self, p: Pipeline):
-        self.p = p
-        self.src = p._source
-        self.ring = p._ring
-        s = p.settings
-        self.limit = int(round(s.duration * self.src.rate)) if s.duration else None
-        self.chunk = np.zeros(max(1, int(self.src.rate * DRAIN_SECONDS)), dtype=np.float32)
-        self.consumed = 0
-        self.last_status = self.last_level = time.monotonic()
-        self._reset_meter()
-        self._build(p._engine)
-
-    def _build(self, engine: Engine) -> None:
-        """(Re)build the model-rate stages for ``engine``; stream time continues from ``consumed``."""
-        p, s = self.p, self.p.settings
-        self.engine, meta = engine, engine.meta
-        self.resampler = StreamResampler(self.src.rate, meta.sample_rate)
-        max_push = int(len(self.chunk) * meta.sample_rate / self.src.rate) + 8192
-        hop = int(round(s.hop * meta.sample_rate))
-        self.windower = Windower(meta.sample_rate, meta.window_samples, hop, max_push)
-        self.origin = self.consumed  # source sample where this windower's sample 0 sits
-        self.batch = np.zeros((s.batch, meta.window_samples), dtype=np.float32)
-        self.rows: list = []
-        with p._lock:
-            self.vote_mode = p.vote_mode
-        self.vote = Vote(meta.labels, self.vote_mode, s.vote_window, s.ema_alpha, s.confirm)
-
-    def run(self) -> None:
-        p = self.p
-        while True:
+    def _run(self) -> None:
+        self._batch = Batch(self.settings.batch, self._engine.meta.window_samples)
+        for st in self.stations:
+            if st.error is not None:
+                self._end_station(st)
+            else:
+                st.build(self._engine, self.vote_mode)
+                self._live.append(st)
+        poll = DEVICE_POLL if any(isinstance(st.source, MicSource) for st in self._live) else IDLE_WAIT
+        last_status = time.monotonic()
+        while self._live:
+            self._wake.clear()
             self._apply_requests()
-            n = self._drain()
-            end = (self.limit is not None and self.consumed >= self.limit) or (
-                self.src.finished and self.ring.readable() == 0)
-            if end:
-                self._meter(self.chunk[:0], flush=True)
-                self._push(self.resampler.process(np.zeros(0, dtype=np.float32), last=True))
-                w = self.windower.finish(self._row())
-                if w is not None:
-                    self.rows.append(w)
-                self._classify()
-                if self.windower.pushed == 0 and not self.src.error and not p._stop.is_set():
-                    raise UsageError(f"{self.src.description}: no audio samples")
-                return
-            if self.ring.readable() == 0 or len(self.rows) == len(self.batch):
-                self._classify()
-            self._maybe_status()
-            if n == 0:
-                time.sleep(IDLE_SLEEP)
+            taken = 0
+            for st in list(self._live):
+                taken += st.step(self._batch, self._classify)
+                if st.ended():
+                    st.finish(self._batch, self._classify, self._stop.is_set())
+                    self._classify()  # its last windows before its final status
+                    self._live.remove(st)
+                    self._end_station(st)
+            if self._batch.full or not any(st.behind for st in self._live):
+                self._classify()  # caught up: run what is ready; behind: fill the batch first
+            now = time.monotonic()
+            if now - last_status >= self.settings.status_interval:
+                last_status = now
+                for st in self._live:
+                    st.publish(events.STATUS, st.status(False, self.provider, self._published))
+            if not taken and self._live:
+                self._wake.wait(poll)
 
     def _apply_requests(self) -> None:
-        p = self.p
-        with p._lock:
-            engine, p._pending_engine = p._pending_engine, None
-            mode = p.vote_mode
+        with self._lock:
+            engine, self._pending_engine = self._pending_engine, None
+            mode = self.vote_mode
         if engine is not None:
             self._classify()
-            self._build(engine)
-        elif mode != self.vote_mode:
-            self.vote.set_mode(mode)
-            self.vote_mode = mode
-
-    def _drain(self) -> int:
-        want = len(self.chunk) if self.limit is None else min(len(self.chunk), self.limit - self.consumed)
-        n = self.ring.read_into(self.chunk[:want])
-        if n == 0:
-            return 0
-        x = self.chunk[:n]
-        self.p._clipped += sanitize(x)
-        self.consumed += n
-        self._meter(x)
-        self._push(self.resampler.process(x))
-        return n
-
-    def _push(self, y: np.ndarray) -> None:
-        if len(y):
-            self.windower.push(y)
-        while (w := self.windower.pull_into(self._row())) is not None:
-            self.rows.append(w)
-            if len(self.rows) == len(self.batch):
-                self._classify()
-
-    def _row(self) -> np.ndarray:
-        return self.batch[len(self.rows)]
+            self._engine = engine
+            self._batch = Batch(self.settings.batch, engine.meta.window_samples)
+            for st in self._live:
+                st.build(engine, mode)
+        else:
+            for st in self._live:
+                if st.vote.mode != mode:
+                    st.set_vote_mode(mode)
 
     def _classify(self) -> None:
-        if not self.rows:
+        """Run the model on the batch (windows of any stations) and deliver each result to its station.
+
+        Called when the batch is full, or after a pass over the stations when none is behind: so windows
+        that became ready together (several stations, or one reading ``--fast``) share a model run, and a
+        station that keeps up never waits for others to fill the batch.
+        """
+        batch = self._batch
+        owners, batch.owners = batch.owners, []
+        if not owners or self.paused:
             return
-        p, rows = self.p, self.rows
-        self.rows = []
-        if p.paused:
-            return
-        k = len(rows)
-        windows = self.batch[:k]
-        probs = self.engine.run(windows)
-        labels = self.engine.meta.labels
-        for i, w in enumerate(rows):
-            silent = rms_dbfs(windows[i, :w.end - w.start]) < p.settings.silence_db
-            v = self.vote.silence() if silent else self.vote.update(probs[i])
-            t_start = self.origin / self.src.rate + w.t_start
-            t_end = self.origin / self.src.rate + w.t_end
-            last_src = self.origin + int(np.ceil(w.end * self.src.rate / w.rate)) - 1
-            t_in = self.ring.write_time(last_src)
-            latency = max(0.0, (time.monotonic() - t_in) * 1000) if t_in is not None else 0.0
-            ev = events.genre_event(
-                stream=p._stream, seq=p._windows, t_start=t_start, t_end=t_end, genre=v.genre,
-                confidence=v.confidence, raw_genre=v.raw_genre,
-                probs={} if silent else dict(zip(labels, probs[i].tolist())),
-                latency_ms=latency, model=self.engine.name)
-            p._windows += 1
-            p._latencies.append(latency)
-            starts = p.segments_log.add(t_end, v.genre)
-            p._publish(events.GENRE, ev)
-            if v.changed:
-                p._publish(events.CHANGE, events.change_event(ev, v.previous, at=starts))
-
-    def _reset_meter(self) -> None:
-        self.sumsq, self.peak, self.metered = 0.0, 0.0, 0
-
-    def _meter(self, x: np.ndarray, flush: bool = False) -> None:
-        """Accumulate the input level; publish it every LEVEL_INTERVAL s (and at the end, ``flush``)."""
-        if len(x):
-            self.sumsq += float(np.dot(x, x))
-            self.peak = max(self.peak, float(np.max(np.abs(x))))
-            self.metered += len(x)
-        now = time.monotonic()
-        if self.metered and (flush or now - self.last_level >= LEVEL_INTERVAL):
-            rms = 20 * np.log10(max(np.sqrt(self.sumsq / self.metered), 1e-10))
-            peak = 20 * np.log10(max(self.peak, 1e-10))
-            self.p._publish(events.LEVEL, events.level_event(
-                stream=self.p._stream, t=self.consumed / self.src.rate, rms_dbfs=float(rms), peak_dbfs=float(peak),
-                clipping=self.peak >= 0.999, silent=bool(rms < self.p.settings.silence_db)))
-            self.last_level = now
-            self._reset_meter()
-
-    def _maybe_status(self) -> None:
-        now = time.monotonic()
-        if now - self.last_status >= self.p.settings.status_interval:
-            self.last_status = now
-            self.p._publish(events.STATUS, self.p._status(final=False))
+        probs, detected = self._engine.infer(batch.x[:len(owners)])
+        for i, (st, w) in enumerate(owners):
+            st.deliver(w, batch.x[i], probs[i], {name: float(d[i]) for name, d in detected.items()})

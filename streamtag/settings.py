@@ -30,6 +30,8 @@ from .windower import MAX_HOP_SECONDS, MIN_HOP_SECONDS
 ENV_PREFIX = "STREAMTAG_"
 PROVIDER_CHOICES = ("auto", "cuda", "cpu")
 PCM_FORMATS = ("s16le", "f32le")
+LOG_SUFFIXES = (".db", ".csv", ".jsonl")
+"""Segment log formats, by file extension: SQLite, CSV, JSON lines."""
 
 BOUNDS: dict[str, tuple[float, float, str]] = {
     "hop": (MIN_HOP_SECONDS, MAX_HOP_SECONDS, " s"),
@@ -43,9 +45,13 @@ BOUNDS: dict[str, tuple[float, float, str]] = {
     "duration": (0.01, 1e7, " s"),
     "status_interval": (0.1, 86400, " s"),
     "buffer_seconds": (1, 300, " s"),
+    "stall_timeout": (0.5, 3600, " s"),
+    "retries": (0, 1_000_000, ""),
+    "speech_threshold": (0, 1, ""),  # 0 itself excluded
+    "metrics_port": (1, 65535, ""),
 }
-"""Inclusive ``(low, high, unit)`` of every numeric setting (``ema_alpha`` excludes 0)."""
-_OPEN_LOW = {"ema_alpha"}
+"""Inclusive ``(low, high, unit)`` of every numeric setting (``ema_alpha`` and ``speech_threshold`` exclude 0)."""
+_OPEN_LOW = {"ema_alpha", "speech_threshold"}
 MAX_STREAM_NAME = 200
 """Longest ``--stream`` name (it travels in every event)."""
 
@@ -125,6 +131,20 @@ class ListenSettings(CommonSettings):
     """Seconds between ``streamtag.status`` events."""
     buffer_seconds: float = 20.0
     """Capture ring-buffer capacity in seconds of input audio."""
+    stall_timeout: float = 10.0
+    """Seconds a network input may deliver no audio before it is reopened."""
+    retries: int | None = None
+    """Most reconnect attempts in a row that bring no audio before a network input gives up (exit 1);
+    None = retry forever (a stream that plays again resets the count)."""
+    speech_threshold: float = 0.6
+    """A window whose ``speech`` probability is at least this is talk; ``confirm`` talk windows in a row
+    are reported as ``speech`` (models with a speech output only)."""
+    log: str = ""
+    """Segment log file: ``.db`` (SQLite), ``.csv`` or ``.jsonl``; empty = no log."""
+    metrics_port: int | None = None
+    """Serve Prometheus metrics on this TCP port; None = off."""
+    metrics_host: str = "127.0.0.1"
+    """Address the metrics server binds (``0.0.0.0`` in a container)."""
 
     def validate(self) -> None:
         """Raise :class:`UsageError` for out-of-range values."""
@@ -137,6 +157,31 @@ class ListenSettings(CommonSettings):
             raise UsageError(f"stream name: at most {MAX_STREAM_NAME} printable characters")
         if self.input is not None and self.device is not None:
             raise UsageError("give --input or --device, not both")
+        if self.log and Path(self.log).suffix.lower() not in LOG_SUFFIXES:
+            raise UsageError(f"log {self.log}: expected a {', '.join(LOG_SUFFIXES)} file")
+
+
+@dataclass
+class MonitorSettings(ListenSettings):
+    """``streamtag monitor``: these settings are every station's defaults; a ``[[station]]`` table
+    overrides the per-station ones (see :mod:`streamtag.stations`)."""
+
+    shard: str = ""
+    """``I/N``: run only stations I, I+N, I+2N, ... (1-based, in file order) of the stations file; empty = all."""
+
+    def validate(self) -> None:
+        """Raise :class:`UsageError` for out-of-range values."""
+        super().validate()
+        if self.shard:
+            shard_of(self.shard)
+
+
+def shard_of(spec: str) -> tuple[int, int]:
+    """Parse ``I/N`` (1 <= I <= N) into ``(I, N)``."""
+    i, sep, n = spec.partition("/")
+    if not (sep and i.strip().isdigit() and n.strip().isdigit()) or not 1 <= int(i) <= int(n):
+        raise UsageError(f"shard {spec!r}: expected I/N with 1 <= I <= N, e.g. 2/4")
+    return int(i), int(n)
 
 
 @dataclass
@@ -188,7 +233,7 @@ class TagSettings(CommonSettings):
             raise UsageError("glob: empty pattern")
 
 
-SECTIONS = {ListenSettings: "listen", TagSettings: "tag"}
+SECTIONS = {ListenSettings: "listen", TagSettings: "tag", MonitorSettings: "monitor"}
 """Config-file table of each command."""
 
 
@@ -246,7 +291,7 @@ def _from_config(cls: type, path: Path) -> dict[str, Any]:
     for key, value in data.items():
         if isinstance(value, dict):
             if key not in SECTIONS.values():
-                raise UsageError(f"{path}: unknown table [{key}] (expected [listen] or [tag])")
+                raise UsageError(f"{path}: unknown table [{key}] (expected [listen], [tag] or [monitor])")
             continue
         if key not in all_types:
             raise UsageError(f"{path}: unknown key {key!r}")

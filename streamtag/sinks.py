@@ -104,17 +104,28 @@ class ConsoleSink:
         self.failed = False
 
     def publish(self, topic: str, event: dict) -> None:
-        """Write one line for ``streamtag.genre|change|status`` (level events are not printed)."""
-        if topic == events.LEVEL or self.failed:
+        """Write one line for ``streamtag.genre|change|status|outage`` (level events are not printed)."""
+        base = events.base_topic(topic)
+        if base == events.LEVEL or self.failed:
             return
         if self.json_lines:
             line = strictjson.dumps({"topic": topic, **event})
-        elif topic == events.STATUS:
+        elif base == events.STATUS:
             p50 = event["latency_p50_ms"]
+            link = "" if event["state"] in ("connected", "ended") and not event["outages"] else \
+                f", {event['state']} ({event['outages']} outages)"
             line = (f"# status: {event['windows']} windows, {event['windows_per_s']:.2f}/s, latency p50 "
                     f"{'-' if p50 is None else f'{p50:.0f}'} ms, dropped {event['dropped_samples']} samples, "
-                    f"{event['provider']}, {event['model']}" + (" (final)" if event["final"] else ""))
-        elif topic == events.CHANGE:
+                    f"{event['provider']}, {event['model']}{link}" + (" (final)" if event["final"] else ""))
+        elif base == events.OUTAGE:
+            if event["state"] == "reconnecting":
+                detail = f"{event['error']}; retry {event['attempt']} in {event['retry_in_s']:.1f} s"
+            elif event["state"] == "connected":
+                detail = f"back after {event['duration_s']:.1f} s"
+            else:
+                detail = str(event["error"])
+            line = f"# {event['stream']}: {event['state']} ({detail})"
+        elif base == events.CHANGE:
             was = "" if event["previous"] is None else f"{event['previous']} -> "
             line = f"# genre: {was}{event['genre']} at {fmt_stream_time(event['at'])}"
         else:

@@ -12,6 +12,8 @@ VOTE_MODES = ("ema", "soft", "hard")
 
 SILENCE = "silence"
 """Genre reported for windows whose RMS is below the silence threshold."""
+SPEECH = "speech"
+"""Genre reported for windows that are mostly talk (models with a ``speech`` output)."""
 
 
 def rms_dbfs(x: np.ndarray) -> float:
@@ -43,7 +45,8 @@ class Vote:
     ``soft``: mean probabilities of the last ``window`` windows; ``hard``: majority of the last
     ``window`` argmaxes. Hysteresis: the reported genre moves to a new leader only after it led
     for ``confirm`` consecutive windows. Silence resets the vote, so the first window after it
-    sets the genre at once.
+    sets the genre at once. Talk (:meth:`speech`) is reported after ``confirm`` speech windows in a
+    row and then resets the vote too; fewer are skipped (the genre holds, the vote is untouched).
     """
 
     def __init__(self, labels: tuple[str, ...], mode: str = "ema", window: int = 5,
@@ -51,6 +54,8 @@ class Vote:
         self.labels = labels
         self.window, self.alpha, self.confirm = window, alpha, confirm
         self.genre: str | None = None
+        self._confidence = 0.0
+        self._speech_run = 0
         self.set_mode(mode)
 
     def reset(self) -> None:
@@ -82,7 +87,7 @@ class Vote:
         """Feed one window's probabilities; returns the current verdict."""
         smooth = self._smoothed(np.asarray(probs, dtype=np.float32))
         lead = self.labels[int(np.argmax(smooth))]
-        if self._fresh or self.genre in (None, SILENCE) or lead == self.genre:
+        if self._fresh or self.genre in (None, SILENCE, SPEECH) or lead == self.genre:
             new, self._streak = lead, 0
         else:
             self._streak = self._streak + 1 if lead == self._leader else 1
@@ -91,13 +96,26 @@ class Vote:
                 self._streak = 0
         self._leader = lead
         self._fresh = False
+        self._speech_run = 0
         return self._verdict(new, float(smooth[self.labels.index(new)]), self.labels[int(np.argmax(probs))])
 
     def silence(self) -> Verdict:
         """Record a silent window: genre ``"silence"`` and a vote reset."""
+        self._speech_run = 0
+        return self._other(SILENCE, 1.0)
+
+    def speech(self, probability: float) -> Verdict:
+        """Record a mostly-talk window (its speech ``probability``): ``"speech"`` once ``confirm`` came in a
+        row (at once after silence, speech or at the start), with a vote reset; before that the genre holds."""
+        self._speech_run += 1
+        if self._speech_run >= self.confirm or self.genre in (None, SILENCE, SPEECH):
+            return self._other(SPEECH, probability)
+        return self._verdict(self.genre, self._confidence, SPEECH)
+
+    def _other(self, state: str, confidence: float) -> Verdict:
         self.reset()
-        return self._verdict(SILENCE, 1.0, SILENCE)
+        return self._verdict(state, confidence, state)
 
     def _verdict(self, genre: str, confidence: float, raw: str) -> Verdict:
-        previous, self.genre = self.genre, genre
+        previous, self.genre, self._confidence = self.genre, genre, confidence
         return Verdict(genre, confidence, raw, previous != genre, previous)

@@ -96,21 +96,25 @@ def _write_graph(model: GenreNet, path: Path) -> None:
     example = torch.zeros(2, model.window_samples)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(model, (example,), str(path), input_names=["waveform"], output_names=["logits"],
+        torch.onnx.export(model, (example,), str(path), input_names=["waveform"],
+                          output_names=list(getattr(model, "output_names", ("logits",))),
                           dynamic_shapes={"wave": {0: torch.export.Dim("batch")}}, opset_version=OPSET,
                           dynamo=True, external_data=False, verbose=False)
     onnx.checker.check_model(str(path))
 
 
 def check_parity(model: GenreNet, onnx_path: Path, windows: np.ndarray, tolerance: float = TOLERANCE) -> float:
-    """Max |ORT - torch| over ``windows`` (batch of all, and the first alone); raises when above ``tolerance``."""
+    """Max |ORT - torch| over ``windows`` (batch of all, and the first alone) and over every output
+    (a model with ``output_names`` returns a tuple); raises when above ``tolerance``."""
     with torch.no_grad():
-        want = model(torch.from_numpy(windows)).numpy()
+        want = model(torch.from_numpy(windows))
+    want = [t.numpy() for t in (want if isinstance(want, tuple) else (want,))]
     sess = _ort_session(onnx_path)
-    got = sess.run(None, {"waveform": windows})[0]
-    single = sess.run(None, {"waveform": windows[:1]})[0]
-    diff = float(max(np.abs(got - want).max(), np.abs(single - want[:1]).max()))
-    if got.shape != want.shape or not np.isfinite(diff) or diff > tolerance:
+    got = sess.run(None, {"waveform": windows})
+    single = sess.run(None, {"waveform": windows[:1]})
+    shapes_ok = len(got) == len(want) and all(g.shape == w.shape for g, w in zip(got, want))
+    diff = float(max(max(np.abs(g - w).max(), np.abs(s - w[:1]).max()) for g, s, w in zip(got, single, want)))
+    if not shapes_ok or not np.isfinite(diff) or diff > tolerance:
         raise ExportParityError(f"{onnx_path.name}: ONNX Runtime differs from torch by {diff:.3g} "
                                 f"(> {tolerance:g}) on real audio; export discarded")
     return diff
@@ -155,7 +159,7 @@ def export_onnx(model: GenreNet, out_dir: str | Path, name: str, *, metrics: dic
               "provider": "CPUExecutionProvider", "threads": "onnxruntime default"}
     meta = ModelMeta(
         name=name, arch=model.arch, labels=model.labels, window_seconds=model.window_seconds,
-        frontend=model.frontend_params,
+        frontend=model.frontend_params, detectors=dict(getattr(model, "detectors", {})),
         metrics={**(metrics or {}), "cpu_ms_per_window": timing},
         training=dict(training or {}),
         provenance={

@@ -1,10 +1,11 @@
 """Build, measure and export the untrained genre models, the rows every trained model must beat.
 
-``audioset-zeroshot``: the AudioSet net restricted to its ten genre outputs. ``musicnn-zeroshot``: the
-musicnn MSD tagger at its own 16-kHz front end, each genre scored by the best of the MSD tags that name
-it (:data:`training.models.musicnn.MSD_GENRE_TAGS`; no tag names classical, disco or reggae).
-``python -m training.zeroshot [--model NAME] [--out models]`` scores it on the shared real clips (mean
-logits of 3-s windows at 1.5-s hop; for the AudioSet net also the whole clip as one input), then
+``audioset-zeroshot``: the AudioSet net restricted to its ten genre outputs, exported with the AudioSet
+``speech`` output beside the genre logits (:class:`~training.models.mobilenet.DetectorNet`).
+``musicnn-zeroshot``: the musicnn MSD tagger at its own 16-kHz front end, each genre scored by the best of
+the MSD tags that name it (:data:`training.models.musicnn.MSD_GENRE_TAGS`; no tag names classical, disco or
+reggae). ``python -m training.zeroshot [--model NAME] [--out models]`` scores it on the shared real clips
+(mean logits of 3-s windows at 1.5-s hop; for the AudioSet net also the whole clip as one input), then
 exports it with those figures.
 """
 
@@ -24,7 +25,7 @@ from .data import discover
 from .evaluate import scores
 from .export import export_onnx
 from .models import build_model
-from .models.mobilenet import GENRE_TO_AUDIOSET, shared_dir
+from .models.mobilenet import GENRE_TO_AUDIOSET, DetectorNet, shared_dir
 from .models.mobilenet import GTZAN_GENRES as GENRES
 from .models.musicnn import ABSENT_LOGIT, MSD_GENRE_TAGS
 from .models.musicnn import licence_text as musicnn_licence
@@ -92,7 +93,7 @@ def export_zero_shot(name: str, out: str | Path) -> None:
         training = {"trained": False, "data": f"none (AudioSet-pretrained EfficientAT mn04_as, classifier rows {mapping})"}
         provenance = {"source": "EfficientAT mn04_as (F. Schmid), AudioSet mAP 0.432",
                       "url": "https://github.com/fschmid56/EfficientAT"}
-        export_onnx(model, Path(out), name, metrics=metrics, training=training, provenance=provenance)
+        export_onnx(DetectorNet(model), Path(out), name, metrics=metrics, training=training, provenance=provenance)
         return
     absent = [g for g in GENRES if g not in MSD_GENRE_TAGS]
     training = {"trained": False, "genre_tags": {g: list(MSD_GENRE_TAGS.get(g, ())) for g in GENRES},

@@ -1,4 +1,5 @@
-"""The Textual dashboard for ``streamtag listen``: :func:`run` shows a pipeline until the user quits."""
+"""The Textual dashboards: :func:`run` shows a ``listen`` pipeline, :func:`run_monitor` a ``monitor``'s
+stations, until the user quits."""
 
 from __future__ import annotations
 
@@ -14,13 +15,8 @@ STATUS_INTERVAL_S = 1.0
 """Longest status period while the TUI runs: status events are its only source of health and uptime."""
 
 
-def run(pipeline: Pipeline) -> int:
-    """Start ``pipeline``, show it until ``q``, stop it; returns the exit code (0).
-
-    Errors from ``pipeline.start()`` propagate before the screen is taken over; an error the
-    pipeline hit while running is raised after the screen is restored, for the CLI to report.
-    """
-    app = StreamtagApp(pipeline)
+def _show(app, pipeline: Pipeline) -> None:
+    """Start ``pipeline`` (errors propagate before the screen is taken over), run ``app``, stop the pipeline."""
     pipeline.settings.status_interval = min(pipeline.settings.status_interval, STATUS_INTERVAL_S)
     pipeline.start()
     try:
@@ -29,9 +25,26 @@ def run(pipeline: Pipeline) -> int:
     finally:
         signals.install()  # the app's SIGTERM handler left SIG_DFL behind: keep the clean stop from being cut short
         pipeline.stop()
+
+
+def run(pipeline: Pipeline) -> int:
+    """Start ``pipeline``, show it until ``q``, stop it; returns the exit code (0).
+
+    Errors from ``pipeline.start()`` propagate before the screen is taken over; an error the
+    pipeline hit while running is raised after the screen is restored, for the CLI to report.
+    """
+    app = StreamtagApp(pipeline)
+    _show(app, pipeline)
     if pipeline.error is not None:
         raise pipeline.error
     return 0 if app.return_code in (None, 0) else app.return_code
 
 
-__all__ = ["StreamtagApp", "run"]
+def run_monitor(pipeline: Pipeline) -> None:
+    """Start a monitor ``pipeline``, show its stations until ``q``, stop it (errors are the caller's to report)."""
+    from .monitor import MonitorApp
+
+    _show(MonitorApp(pipeline), pipeline)
+
+
+__all__ = ["StreamtagApp", "run", "run_monitor"]

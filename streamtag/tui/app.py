@@ -129,6 +129,8 @@ class StreamtagApp(App[None]):
         self.query_one(HealthPanel).status = message.fields
         header = self.query_one(SessionHeader)
         header.uptime = float(message.fields.get("uptime_s", header.uptime))
+        header.show_link(message.fields)
+        header.source = self.pipeline.source_description  # a URL's format is known once it connects
         if message.fields.get("provider"):
             header.provider = message.fields["provider"]
         if message.final:

@@ -33,6 +33,9 @@ GENRE_TO_AUDIOSET = {
 GTZAN_GENRES = tuple(GENRE_TO_AUDIOSET)
 """The ten GTZAN genres in label order (alphabetical, as the data's folders sort)."""
 
+DETECTORS = {"speech": "Speech"}
+"""Extra graph outputs of :class:`DetectorNet`: output name -> the AudioSet class whose sigmoid it is."""
+
 DERIVED_ARCHS = ("mobilenet", "audioset-zeroshot")
 """Architectures built from the EfficientAT weights: their exports carry its licence and weights hash."""
 
@@ -67,14 +70,19 @@ def licence_text() -> str:
     return (shared_dir() / "weights" / "LICENSE-EfficientAT.txt").read_text()
 
 
-def audioset_class_ids(labels: Sequence[str]) -> list[int]:
-    """AudioSet output index for each GTZAN genre in ``labels`` (via :data:`GENRE_TO_AUDIOSET`)."""
+def audioset_index(display_names: Sequence[str]) -> list[int]:
+    """AudioSet output index of each class display name (``"Speech"``, ``"Music"``, ``"Jazz"``, ...)."""
     with open(shared_dir() / "weights" / "audioset_class_labels_indices.csv", newline="") as f:
         by_name = {row["display_name"]: int(row["index"]) for row in csv.DictReader(f)}
+    return [by_name[name] for name in display_names]
+
+
+def audioset_class_ids(labels: Sequence[str]) -> list[int]:
+    """AudioSet output index for each GTZAN genre in ``labels`` (via :data:`GENRE_TO_AUDIOSET`)."""
     missing = [lab for lab in labels if lab not in GENRE_TO_AUDIOSET]
     if missing:
         raise ValueError(f"no AudioSet class for label(s): {', '.join(missing)}")
-    return [by_name[GENRE_TO_AUDIOSET[lab]] for lab in labels]
+    return audioset_index([GENRE_TO_AUDIOSET[lab] for lab in labels])
 
 
 def _divisible(v: float, divisor: int = 8) -> int:
@@ -193,3 +201,31 @@ def build(labels: Sequence[str], weights: str | Path | None = None, head: str = 
         state["classifier.5.bias"] = net.classifier[5].bias.detach()
     net.load_state_dict(state, strict=True)
     return GenreNet(arch, labels, FRONTEND, net)
+
+
+class DetectorNet(GenreNet):
+    """A mobilenet :class:`GenreNet` that also outputs AudioSet presence probabilities.
+
+    ``forward(wave) -> (logits, speech)``: the genre logits exactly as the wrapped net's, and
+    for each :data:`DETECTORS` entry the sigmoid of that AudioSet class's own (untrained) output,
+    shape ``(batch,)``. The runtime's ``speech`` state reads these outputs (see
+    ``ModelMeta.detectors``); :func:`training.export.export_onnx` names them from ``output_names``.
+    """
+
+    def __init__(self, net: GenreNet, weights: str | Path | None = None):
+        super().__init__(net.arch, net.labels, net.frontend_params, net.backbone, net.window_seconds)
+        ids = audioset_index(list(DETECTORS.values()))
+        last = load_audioset(weights).classifier[5]
+        self.detector = nn.Linear(last.in_features, len(ids))
+        with torch.no_grad():
+            self.detector.weight.copy_(last.weight[ids])
+            self.detector.bias.copy_(last.bias[ids])
+        self.output_names = ("logits", *DETECTORS)
+        self.detectors = {name: f"sigmoid probability of AudioSet class {cls!r} (index {i}), shape (batch,)"
+                          for (name, cls), i in zip(DETECTORS.items(), ids)}
+
+    def forward(self, wave: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        classifier = self.backbone.classifier
+        hidden = classifier[2:5](self.backbone.embed(self.frontend(wave)))  # Linear, Hardswish, Dropout
+        present = torch.sigmoid(self.detector(hidden))
+        return (classifier[5](hidden), *present.unbind(1))

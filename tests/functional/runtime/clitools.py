@@ -7,6 +7,8 @@ import os
 import socket
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -82,3 +84,30 @@ def assert_one_line_error(proc: subprocess.CompletedProcess, code: int, *needles
     for needle in needles:
         assert needle in lines[0], lines[0]
     return lines[0]
+
+
+class ChildLines:
+    """Collects a child's stdout JSON lines on a thread; ``get(topic)``, ``wait(what, condition)``."""
+
+    def __init__(self, proc):
+        self.items, self._lock = [], threading.Lock()
+        self._thread = threading.Thread(target=self._read, args=(proc.stdout,), daemon=True)
+        self._thread.start()
+
+    def _read(self, f):
+        for line in f:
+            with self._lock:
+                self.items.append(json.loads(line))
+
+    def get(self, topic):
+        with self._lock:
+            return [e for e in self.items if e["topic"] == topic]
+
+    def wait(self, what, condition, timeout=30):
+        deadline = time.monotonic() + timeout
+        while not condition():
+            assert time.monotonic() < deadline, f"timed out waiting for {what}"
+            time.sleep(0.05)
+
+    def join(self):
+        self._thread.join(10)

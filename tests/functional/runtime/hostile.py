@@ -26,7 +26,7 @@ from streamtag import cli, events, strictjson
 
 _SCHEMA = events.schema()
 _VALIDATORS = {t: jsonschema.Draft202012Validator({"$ref": f"#/$defs/{t}", "$defs": _SCHEMA["$defs"]})
-               for t in (events.GENRE, events.CHANGE, events.STATUS, events.LEVEL)}
+               for t in (events.GENRE, events.CHANGE, events.STATUS, events.LEVEL, events.OUTAGE)}
 
 
 @dataclass

@@ -22,7 +22,7 @@ from hostile import check, music, run_cli, wav
 from streamtag import events, strictjson
 from streamtag.errors import UsageError
 from streamtag.modelmeta import MAX_WINDOW_SAMPLES, MODEL_RATES, ModelMeta
-from streamtag.settings import BOUNDS, ListenSettings, TagSettings, load
+from streamtag.settings import BOUNDS, ListenSettings, MonitorSettings, TagSettings, load
 
 SCALE = float(os.environ.get("STREAMTAG_FUZZ_EXAMPLES", "1"))
 hsettings.register_profile("streamtag", deadline=None, database=None, derandomize=True, print_blob=True,
@@ -42,7 +42,8 @@ NUMBER_TEXT = st.one_of(
                      "\u0665", "true", "٣"]),
     st.text(max_size=20))
 ENV_KEYS = ["HOP", "BATCH", "VOTE_WINDOW", "CONFIRM", "EMA_ALPHA", "SILENCE_DB", "DURATION", "STATUS_INTERVAL",
-            "BUFFER_SECONDS", "RATE", "CHANNELS", "FAST", "PUBLISH", "FORMAT", "VOTE", "PROVIDER", "STREAM"]
+            "BUFFER_SECONDS", "RATE", "CHANNELS", "FAST", "PUBLISH", "FORMAT", "VOTE", "PROVIDER", "STREAM",
+            "STALL_TIMEOUT", "RETRIES", "SPEECH_THRESHOLD", "METRICS_PORT", "LOG", "SHARD"]
 
 
 def _assert_valid(s) -> None:
@@ -61,7 +62,7 @@ def _one_line(exc: UsageError) -> None:
 @given(st.dictionaries(st.sampled_from(ENV_KEYS), NUMBER_TEXT, max_size=6))
 def test_environment_values(values):
     env = {f"STREAMTAG_{k}": v.replace("\x00", "") for k, v in values.items()}
-    for cls in (ListenSettings, TagSettings):
+    for cls in (ListenSettings, MonitorSettings, TagSettings):
         try:
             _assert_valid(load(cls, {}, env=env))
         except UsageError as exc:
@@ -79,7 +80,7 @@ TOML_KEY = st.sampled_from([*{f for n in BOUNDS for f in [n]}, "model", "provide
 
 
 @examples(80)
-@given(st.lists(st.tuples(st.sampled_from(["", "[listen]", "[tag]"]), TOML_KEY, TOML_VALUE), max_size=6))
+@given(st.lists(st.tuples(st.sampled_from(["", "[listen]", "[monitor]", "[tag]"]), TOML_KEY, TOML_VALUE), max_size=6))
 def test_config_files(tmp_path_factory, entries):
     by_table: dict[str, dict[str, str]] = {}
     for table, key, value in entries:
@@ -89,7 +90,7 @@ def test_config_files(tmp_path_factory, entries):
     path = tmp_path_factory.mktemp("cfg") / "c.toml"
     path.write_text(text)
     outcomes = []
-    for cls in (ListenSettings, TagSettings):
+    for cls in (ListenSettings, MonitorSettings, TagSettings):
         try:
             _assert_valid(load(cls, {}, config=str(path), env={}))
             outcomes.append("ok")
@@ -97,7 +98,7 @@ def test_config_files(tmp_path_factory, entries):
             _one_line(exc)
             outcomes.append(str(exc) if "unknown" in str(exc) or "unreadable" in str(exc) else "range")
     unknown = [o for o in outcomes if o not in ("ok", "range")]
-    assert not unknown or unknown[0] == outcomes[0] == outcomes[1]   # a bad key is an error for every command
+    assert not unknown or all(o == unknown[0] for o in outcomes)     # a bad key is an error for every command
 
 
 JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False)
@@ -150,7 +151,8 @@ def clip(tmp_path_factory):
 FLAG_VALUE = st.one_of(st.floats().map(repr), st.integers(min_value=-10**12, max_value=10**12).map(str),
                        st.sampled_from(["nan", "inf", "0", "1", "0.1", "1e9", "-1", "3600", "256", "0.5"]))
 FLAGS = ["--hop", "--batch", "--vote-window", "--confirm", "--ema-alpha", "--silence-db", "--duration",
-         "--status-interval"]
+         "--status-interval", "--stall-timeout", "--retries", "--speech-threshold"]
+LISTEN_ONLY = ("--duration", "--status-interval", "--stall-timeout", "--retries", "--speech-threshold")
 
 
 @examples(25)
@@ -158,7 +160,7 @@ FLAGS = ["--hop", "--batch", "--vote-window", "--confirm", "--ema-alpha", "--sil
 def test_command_line_numbers(capfd, tiny_env, clip, flags, tag):
     argv = [x for kv in flags.items() for x in kv]
     if tag:
-        argv = [a for i, a in enumerate(argv) if not (argv[i - (i % 2)] in ("--duration", "--status-interval"))]
+        argv = [a for i, a in enumerate(argv) if not (argv[i - (i % 2)] in LISTEN_ONLY)]
         r = run_cli(capfd, "tag", clip, "--json", "--model", "tiny", *argv)
     else:
         r = run_cli(capfd, "listen", "--input", clip, "--fast", "--no-tui", "--json", "--no-publish", "--model",

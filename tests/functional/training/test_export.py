@@ -10,7 +10,7 @@ import torch
 from streamtag.modelmeta import ModelMeta, resolve_model
 from training.export import ExportParityError, check_parity, export_onnx, reference_windows
 from training.models import build_model
-from training.models.mobilenet import GENRE_TO_AUDIOSET
+from training.models.mobilenet import GENRE_TO_AUDIOSET, DetectorNet
 
 GENRES = tuple(GENRE_TO_AUDIOSET)
 
@@ -77,11 +77,12 @@ def test_parity_check_catches_weights_changed_after_export(cnn_windows, tmp_path
 
 def test_shipped_zero_shot_model_matches_the_torch_network():
     onnx_path, meta = resolve_model("audioset-zeroshot")
-    model = build_model("audioset-zeroshot", meta.labels).eval()
+    model = DetectorNet(build_model("audioset-zeroshot", meta.labels)).eval()
     assert meta.frontend == model.frontend_params and "MIT License" in meta.licence
     assert meta.metrics["zero_shot"]["gtzan-mini"]["whole_clip"]["correct"] == 77
+    assert set(meta.detectors) == {"speech"} and "'Speech' (index 0)" in meta.detectors["speech"]
     windows = reference_windows(meta.sample_rate, meta.window_samples, per_clip=1)
-    assert check_parity(model, onnx_path, windows) <= 1e-4
+    assert check_parity(model, onnx_path, windows) <= 1e-4          # genre logits and the speech output
     assert json.loads(onnx_path.with_suffix(".json").read_text())["provenance"]["weights"]
 
 

@@ -102,10 +102,12 @@ def replay_app(session: dict, **kwargs):
     from streamtag.settings import ListenSettings
     from streamtag.tui import StreamtagApp
 
-    pipeline = Pipeline(ListenSettings(input=session["source"], model=session["model"],
+    class Replayed(Pipeline):
+        source_description = session["source"]  # what the recorded source said (it is never opened here)
+        sample_rate = session["sample_rate"]
+
+    pipeline = Replayed(ListenSettings(input=session["source"], model=session["model"],
                                        publish=session["publish_address"]))
-    pipeline.source_description = session["source"]
-    pipeline.sample_rate = session["sample_rate"]
     pipeline.provider = session["provider"]
     return StreamtagApp(pipeline, cpu=lambda: session["cpu_percent"], **kwargs)
 

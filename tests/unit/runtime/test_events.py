@@ -27,6 +27,21 @@ def test_every_builder_validates_against_its_topic():
         latency_p99_ms=None, windows=0, windows_per_s=0.0, provider="cpu", model="m", published=0, final=True))
     _check(events.LEVEL, events.level_event(stream="s", t=0.1, rms_dbfs=-20.0, peak_dbfs=-3.0, clipping=False,
                                             silent=False))
+    for state, extra in (("reconnecting", {"attempt": 1, "retry_in_s": 1.1}), ("connected", {"duration_s": 3.2}),
+                         ("down", {})):
+        _check(events.OUTAGE, events.outage_event(stream="s", t=5.0, state=state, outages=1, error="HTTP 404", **extra))
+    radio = events.genre_event(stream="s", seq=0, t_start=0.0, t_end=3.0, genre="speech", confidence=0.8,
+                               raw_genre="speech", probs=PROBS, latency_ms=1.0, model="m",
+                               detected={"speech": 0.8}, title="Artist - Song")
+    assert radio["speech"] == 0.8 and radio["title"] == "Artist - Song"
+    _check(events.GENRE, radio)
+    assert "title" not in _genre() and "speech" not in _genre()
+
+
+def test_station_topics():
+    assert events.topic(events.GENRE, "jazz-fm") == "streamtag.genre.jazz-fm"
+    assert events.topic(events.GENRE) == events.GENRE
+    assert events.base_topic("streamtag.change.jazz-fm") == events.CHANGE == events.base_topic(events.CHANGE)
 
 
 @pytest.mark.parametrize("mutate", [

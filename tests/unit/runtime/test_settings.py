@@ -79,3 +79,19 @@ def test_shipped_example_config_is_valid():
     example = Path(__file__).resolve().parents[3] / "configs" / "streamtag.toml"
     assert load(ListenSettings, {}, config=str(example), env={}).publish == "tcp://127.0.0.1:5556"
     assert load(TagSettings, {}, config=str(example), env={}).batch == TagSettings.batch == 16
+
+
+def test_radio_settings_layer_and_validate(tmp_path):
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[monitor]\nretries = 5\nlog = "radio.db"\n\n[listen]\nstall_timeout = 3\n')
+    from streamtag.settings import MonitorSettings
+    m = load(MonitorSettings, {}, config=str(cfg), env={"STREAMTAG_METRICS_PORT": "9310"})
+    assert (m.retries, m.log, m.metrics_port, m.stall_timeout) == (5, "radio.db", 9310, 10.0)
+    assert load(ListenSettings, {}, config=str(cfg), env={"STREAMTAG_RETRIES": ""}).retries is None
+    for bad, needle in [({"stall_timeout": 0.1}, "stall_timeout"), ({"retries": -1}, "retries"),
+                        ({"log": "x.txt"}, "log x.txt"), ({"metrics_port": 70000}, "metrics_port"),
+                        ({"speech_threshold": 0.0}, "speech_threshold")]:
+        with pytest.raises(UsageError, match=needle):
+            load(ListenSettings, bad, env={})
+    with pytest.raises(UsageError, match="shard"):
+        load(MonitorSettings, {"shard": "2/1"}, env={})

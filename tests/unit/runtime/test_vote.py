@@ -74,3 +74,15 @@ def test_rms_dbfs():
     assert rms_dbfs(np.ones(100, dtype=np.float32)) == pytest.approx(0.0)
     assert rms_dbfs(np.full(100, 0.1, dtype=np.float32)) == pytest.approx(-20.0)
     assert rms_dbfs(np.zeros(100, dtype=np.float32)) == pytest.approx(-200.0)
+
+
+def test_talk_is_reported_after_confirm_windows_and_resets_the_vote():
+    vote = Vote(LABELS, mode="soft", window=5, confirm=2)
+    seq = [vote.update(p("a")), vote.update(p("a")), vote.speech(0.9), vote.update(p("a")),   # a lone talk blip
+           vote.speech(0.8), vote.speech(0.7), vote.speech(0.9), vote.update(p("b"))]
+    assert [v.genre for v in seq] == ["a", "a", "a", "a", "a", "speech", "speech", "b"]
+    assert [v.raw_genre for v in seq][2] == "speech" and seq[2].confidence == seq[1].confidence
+    assert seq[5].changed and seq[5].confidence == 0.7
+    assert seq[7].changed and seq[7].previous == "speech"          # the vote was reset: b wins at once
+    first = Vote(LABELS, confirm=3)
+    assert first.speech(0.9).genre == "speech"                     # nothing to hold on to at the start
