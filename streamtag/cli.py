@@ -255,7 +255,7 @@ def cmd_tag(args: argparse.Namespace) -> int:
     from .cache import ResultCache, model_key
     from .modelmeta import resolve_model
     from .progress import Progress
-    from .tagger import after_result, find_files, tag_files
+    from .tagger import after_result, find_files, tag_engine, tag_files
 
     s = cfg.load(cfg.TagSettings, _fields(args, cfg.TagSettings), args.config)
     jobs = find_files(args.files, s.glob)
@@ -274,9 +274,7 @@ def cmd_tag(args: argparse.Namespace) -> int:
                 from .distributed import tag_on_ray
                 results = tag_on_ray(jobs, s, cache=cache, model_key=key, progress=progress)
             else:
-                from .engine import Engine
-                results = tag_files(jobs, s, Engine(s.model, s.provider), cache=cache, model_key=key,
-                                    progress=progress)
+                results = tag_files(jobs, s, tag_engine(s), cache=cache, model_key=key, progress=progress)
             for job, r in zip(jobs, results):
                 progress.clear_line()
                 if r.error is None:

@@ -10,6 +10,7 @@ power of two (each size warmed up at load, so cuDNN never searches its algorithm
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -97,9 +98,8 @@ class Engine:
         shapes = {o.name: o.shape for o in self.session.get_outputs()}
         self._widths = [len(self.meta.labels)] + [None if len(shapes[d]) == 1 else 1 for d in self.meta.detectors]
         """Columns of each output (None: a ``(batch,)`` output)."""
-        self._outputs: list[np.ndarray] = []
-        self._binding = self.session.io_binding() if options.io_binding else None
-        self._reserve(max_batch)
+        self._max_batch = max_batch
+        self._local = threading.local()  # an IO binding and output buffers per calling thread
         if model is not None:
             self._check_lowering(wanted)
         self._warm_up(max_batch)
@@ -153,7 +153,7 @@ class Engine:
         got = self._run(x, len(x))[0]
         if np.abs(got - want).max() > LOWERING_TOLERANCE * max(1.0, float(np.abs(want).max())):
             self.session, self.lowered = original, 0
-            self._binding = self.session.io_binding() if self.options.io_binding else None
+            self._local = threading.local()
 
     def _warm_up(self, max_batch: int) -> None:
         """Run each batch shape the session will see once (on CUDA every padded size; on CPU two windows)."""
@@ -194,10 +194,15 @@ class Engine:
             _pin(buf)
         return buf
 
-    def _reserve(self, rows: int) -> None:
-        if self._outputs and len(self._outputs[0]) >= rows:
-            return
-        self._outputs = [np.zeros((rows, w or 1), dtype=np.float32) for w in self._widths]
+    def _lane(self, rows: int) -> tuple[ort.IOBinding, list[np.ndarray]]:
+        """This thread's IO binding and output buffers (at least ``rows`` rows); runs from several threads
+        at once (``tag``'s lanes) each have their own."""
+        lane = self._local
+        if getattr(lane, "binding", None) is None:
+            lane.binding, lane.outputs = self.session.io_binding(), []
+        if not lane.outputs or len(lane.outputs[0]) < rows:
+            lane.outputs = [np.zeros((max(rows, self._max_batch), w or 1), dtype=np.float32) for w in self._widths]
+        return lane.binding, lane.outputs
 
     def _padded(self, n: int) -> int:
         """Rows actually run for ``n`` windows: on CUDA the next power of two (a few shapes, all warmed up)."""
@@ -230,7 +235,7 @@ class Engine:
         if x.dtype != np.float32 or not x.flags.c_contiguous:
             x = np.ascontiguousarray(x, dtype=np.float32)
         try:
-            if self._binding is None:
+            if not self.options.io_binding:
                 outs = self.session.run(self._names, {self.meta.input_name: x})
             else:
                 outs = self._bound_run(x)
@@ -247,14 +252,14 @@ class Engine:
         return [o[:n] for o in outs]
 
     def _bound_run(self, x: np.ndarray) -> list[np.ndarray]:
-        b, rows = self._binding, len(x)
-        self._reserve(rows)
+        rows = len(x)
+        b, buffers = self._lane(rows)
         b.bind_input(self.meta.input_name, "cpu", 0, np.float32, list(x.shape), x.ctypes.data)
-        for name, buf, width in zip(self._names, self._outputs, self._widths):
+        for name, buf, width in zip(self._names, buffers, self._widths):
             shape = [rows] if width is None else [rows, width]
             b.bind_output(name, "cpu", 0, np.float32, shape, buf.ctypes.data)
         self.session.run_with_iobinding(b)
-        return [buf[:rows, 0] if width is None else buf[:rows] for buf, width in zip(self._outputs, self._widths)]
+        return [buf[:rows, 0] if width is None else buf[:rows] for buf, width in zip(buffers, self._widths)]
 
 
 def _pin(buf: np.ndarray) -> bool:
