@@ -15,8 +15,6 @@ from __future__ import annotations
 import math
 import os
 import stat
-import threading
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator, Protocol
 
@@ -24,13 +22,12 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from .cstderr import quiet_c_stderr
 from .errors import UsageError
+from .settings import MAX_RATE, MIN_RATE
 
 RESAMPLE_QUALITY = "HQ"
 """soxr quality used everywhere (training caches and live streams alike)."""
-
-MIN_RATE, MAX_RATE = 1000, 768000
-"""Sample rates accepted from a file header, ``--rate`` or a device (Hz)."""
 
 BLOCK_SAMPLES = 1 << 18
 """Most samples (all channels together) decoded in one block: the bound on a decode buffer."""
@@ -173,54 +170,6 @@ class RingHistory:
         out[:first] = self._buf[start:start + first]
         out[first:] = self._buf[:n - first]
         return out
-
-
-_quiet_lock = threading.Lock()
-_quiet_users = 0
-_saved_stderr_fd: int | None = None
-_quiet_enabled = False
-
-
-def quiet_decoders(enabled: bool) -> None:
-    """Switch :func:`quiet_c_stderr` on or off (off by default: library users keep their stderr).
-
-    The CLI switches it on once ``sys.stderr`` writes through a duplicate of fd 2, so streamtag's
-    own messages are never swallowed with the decoder's chatter.
-    """
-    global _quiet_enabled
-    _quiet_enabled = enabled
-
-
-@contextmanager
-def quiet_c_stderr() -> Iterator[None]:
-    """Point file descriptor 2 at /dev/null while a C decoder runs (when switched on; thread-safe, nestable).
-
-    libsndfile's MP3 decoder (libmpg123) prints resync chatter straight to fd 2; the decoder's
-    error code is what streamtag reports.
-    """
-    global _quiet_users, _saved_stderr_fd
-    if not _quiet_enabled:
-        yield
-        return
-    with _quiet_lock:
-        if _quiet_users == 0:
-            try:
-                _saved_stderr_fd = os.dup(2)
-                devnull = os.open(os.devnull, os.O_WRONLY)
-                os.dup2(devnull, 2)
-                os.close(devnull)
-            except OSError:  # no fd 2 or no /dev/null: leave stderr alone
-                _saved_stderr_fd = None
-        _quiet_users += 1
-    try:
-        yield
-    finally:
-        with _quiet_lock:
-            _quiet_users -= 1
-            if _quiet_users == 0 and _saved_stderr_fd is not None:
-                os.dup2(_saved_stderr_fd, 2)
-                os.close(_saved_stderr_fd)
-                _saved_stderr_fd = None
 
 
 class AudioFile(sf.SoundFile):

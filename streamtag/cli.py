@@ -84,7 +84,7 @@ def _live(p: argparse.ArgumentParser, default_publish: str) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (every default is None so the settings layers can tell what was given)."""
     from . import settings as cfg
-    from .sinks import DEFAULT_PUBLISH
+    from .settings import DEFAULT_PUBLISH
     parser = _Parser(prog=PROG, description="Streaming music-genre tagger: live audio in, genre events out.")
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -318,7 +318,8 @@ def cmd_subscribe(args: argparse.Namespace) -> int:
     import zmq
 
     from . import events, strictjson
-    from .sinks import check_address, zmq_socket
+    from .settings import check_address
+    from .sinks import zmq_socket
 
     if args.count is not None and args.count < 1:
         raise UsageError(f"--count {args.count}: must be at least 1")
@@ -419,7 +420,7 @@ def cmd_proxy(args: argparse.Namespace) -> int:
     import threading
 
     from .proxy import Proxy
-    from .sinks import check_address
+    from .settings import check_address
 
     for address in args.connect:
         check_address(address, "--connect")
@@ -538,7 +539,7 @@ def _own_stdio() -> Callable[[], None]:
 
     A closed fd 0/1/2 is reopened on /dev/null (output to a closed stdout is discarded, and no
     file or socket opened later can land on those numbers). ``sys.stderr`` writes through a
-    duplicate of fd 2, so :func:`streamtag.audio.quiet_c_stderr` never swallows streamtag's own lines.
+    duplicate of fd 2, so :func:`streamtag.cstderr.quiet_c_stderr` never swallows streamtag's own lines.
     """
     for fd, flags in ((0, os.O_RDONLY), (1, os.O_WRONLY), (2, os.O_WRONLY)):
         try:
@@ -563,7 +564,7 @@ def _own_stdio() -> Callable[[], None]:
         quiet = sys.stderr.fileno() != 2
     except (AttributeError, OSError, ValueError):  # a replaced stderr without a file descriptor (tests)
         quiet = False
-    from .audio import quiet_decoders
+    from .cstderr import quiet_decoders
     quiet_decoders(quiet)
 
     def restore() -> None:

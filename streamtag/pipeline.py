@@ -18,10 +18,9 @@ from typing import TYPE_CHECKING, Sequence
 from . import events
 from .errors import RuntimeFailure, StreamtagError, UsageError
 from .modelmeta import ModelMeta, resolve_model
-from .settings import ListenSettings
+from .settings import VOTE_MODES, ListenSettings
 from .sinks import Sink, ZmqPublisher
 from .station import Batch, Station
-from .vote import VOTE_MODES
 
 if TYPE_CHECKING:
     from .engine import Engine

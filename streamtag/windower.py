@@ -8,11 +8,6 @@ import numpy as np
 
 from .ringbuffer import RingBuffer
 
-MIN_HOP_SECONDS = 0.1
-"""Smallest hop ``--hop`` accepts."""
-MAX_HOP_SECONDS = 3600.0
-"""Largest hop ``--hop`` accepts (a hop longer than the window leaves unanalysed gaps between windows)."""
-
 
 @dataclass(frozen=True)
 class Window:
