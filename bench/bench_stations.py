@@ -14,7 +14,7 @@ time of the process per station and audio second at that N is printed too, with 
 it implies for all cores: on a machine shared with other jobs, keeping up in real time measures the
 other jobs as much as streamtag, CPU time much less.
 
-    nice -n 15 python bench/bench_stations.py [--model mobilenet] [--seconds 20] [--max 512]
+    nice -n 15 python bench/bench_stations.py [--model fast] [--seconds 20] [--max 512]
 """
 
 from __future__ import annotations

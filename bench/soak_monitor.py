@@ -160,7 +160,7 @@ def main() -> None:
     ap.add_argument("--hours", type=float, default=1.0, help="audio of the accelerated phase (default 1; 0: skip it)")
     ap.add_argument("--minutes", type=float, default=10.0, help="real-time phase (default 10)")
     ap.add_argument("--reconnect-every", type=float, default=120.0)
-    ap.add_argument("--model", default="mobilenet")
+    ap.add_argument("--model", default="fast")
     args = ap.parse_args()
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
     with tempfile.TemporaryDirectory() as tmp:

@@ -48,7 +48,7 @@ def file_digest(path: str | Path, chunk: int = 1 << 20) -> str:
 def model_key(onnx: Path, meta: ModelMeta, s: TagSettings) -> str:
     """What a cached result depends on besides the audio: the model file and the result-shaping settings."""
     return (f"{meta.name}:{file_digest(onnx)[:16]}:hop={s.hop}:vote={s.vote}/{s.vote_window}/{s.ema_alpha}"
-            f":confirm={s.confirm}:silence={s.silence_db}")
+            f":confirm={s.confirm}:silence={s.silence_db}:min_confidence={s.min_confidence}")
 
 
 class ResultCache:

@@ -61,6 +61,8 @@ def _common(p: argparse.ArgumentParser, cfg) -> None:
     p.add_argument("--ema-alpha", type=float, metavar="A", help="weight of the newest window in the ema vote (default 0.4)")
     p.add_argument("--confirm", type=int, metavar="N", help="windows a new genre must lead before it is reported (default 2)")
     p.add_argument("--silence-db", type=float, metavar="DB", help="RMS dBFS below which a window is silence (default -60)")
+    p.add_argument("--min-confidence", type=float, metavar="P", help="report 'unknown' below this smoothed "
+                   "confidence, 0..1 (default 0: off)")
     p.add_argument("--batch", type=int, metavar="N", help="most windows per model run (default: listen 32, tag 16)")
 
 

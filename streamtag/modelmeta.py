@@ -143,6 +143,11 @@ class ModelMeta:
     """Optional extra graph outputs: output name -> description. Each is ``(batch,)`` float32, the
     probability that the window holds that sound. The runtime reads ``speech`` (the sigmoid of AudioSet
     class "Speech") for its ``speech`` state; a model without it never reports speech."""
+    track_temperature: float = 1.0
+    """Calibration of a file's probabilities (``streamtag tag``): the mean of its window probabilities
+    is sharpened as ``p ** (1 / T)`` and renormalised, ``T`` fitted on validation folds so that the
+    file's confidence is right about as often as it says (window probabilities are calibrated inside
+    the graph). 1 leaves them as they are."""
     metrics: dict[str, Any] = field(default_factory=dict)
     """Evaluation figures, e.g. ``{"cv_track_acc": 0.81, ...}`` and the protocol that made them."""
     training: dict[str, Any] = field(default_factory=dict)
@@ -179,7 +184,7 @@ class ModelMeta:
         """Parse and validate a metadata dict; raises :class:`UsageError` (one line) on a bad one.
 
         Every field must have its type (names and labels: printable strings; numbers finite);
-        labels are unique, ``window_seconds`` is 0.1..60 and the window at most
+        labels are unique, ``track_temperature`` is 0.05..20, ``window_seconds`` is 0.1..60 and the window at most
         :data:`MAX_WINDOW_SAMPLES` samples; ``version`` is not newer than this runtime's.
         """
         if not isinstance(d, dict):
@@ -213,6 +218,8 @@ class ModelMeta:
         if meta.window_samples > MAX_WINDOW_SAMPLES:
             raise UsageError(f"bad model metadata: a {meta.window_seconds} s window at {meta.sample_rate} Hz is "
                              f"{meta.window_samples} samples (at most {MAX_WINDOW_SAMPLES})")
+        if not 0.05 <= meta.track_temperature <= 20:
+            raise UsageError(f"bad model metadata: track_temperature = {meta.track_temperature} (expected 0.05..20)")
         return meta
 
     @classmethod

@@ -71,6 +71,7 @@ BOUNDS: dict[str, tuple[float, float, str]] = {
     "retries": (0, 1_000_000, ""),
     "speech_threshold": (0, 1, ""),  # 0 itself excluded
     "metrics_port": (1, 65535, ""),
+    "min_confidence": (0, 1, ""),
 }
 """Inclusive ``(low, high, unit)`` of every numeric setting (``ema_alpha`` and ``speech_threshold`` exclude 0)."""
 _OPEN_LOW = {"ema_alpha", "speech_threshold"}
@@ -113,6 +114,9 @@ class CommonSettings:
     """Windows with RMS below this many dBFS are reported as ``silence`` and reset the vote."""
     batch: int = 32
     """Most windows per ONNX run (when behind, in ``--fast`` mode and in ``tag``)."""
+    min_confidence: float = 0.0
+    """Report ``unknown`` while the smoothed confidence of the leading genre is below this (a file in
+    ``tag``: its calibrated file-level confidence); 0 = always name a genre."""
 
     def validate(self) -> None:
         """Raise :class:`UsageError` for out-of-range values."""

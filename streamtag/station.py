@@ -104,7 +104,7 @@ class Station:
         """(Re)build the model-rate stages for ``engine``; stream time continues from ``consumed``."""
         self.engine = engine
         self.vote = Vote(engine.meta.labels, vote_mode, self.settings.vote_window, self.settings.ema_alpha,
-                         self.settings.confirm)
+                         self.settings.confirm, self.settings.min_confidence)
         self.resampler = self.windower = None
         if self.source is not None and self.source.rate:
             self._build_stages()

@@ -22,8 +22,8 @@ from .errors import UsageError
 from .settings import ListenSettings, MonitorSettings, _coerce, _field_types, shard_of
 
 STATION_KEYS = ("name", "input", "device", "rate", "channels", "format", "fast", "duration", "hop", "vote",
-                "vote_window", "ema_alpha", "confirm", "silence_db", "speech_threshold", "stall_timeout",
-                "retries", "buffer_seconds")
+                "vote_window", "ema_alpha", "confirm", "silence_db", "speech_threshold", "min_confidence",
+                "stall_timeout", "retries", "buffer_seconds")
 """Keys a ``[[station]]`` table may set (``name`` becomes the station's ``stream``)."""
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,63}")
 """Station names: they become ZeroMQ topic suffixes, metric labels and log keys."""

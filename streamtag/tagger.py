@@ -26,11 +26,12 @@ from .audio import DECODERS, MonoStream, decode_error
 from .errors import StreamtagError, UsageError
 from .segments import Segments, save_segments
 from .settings import TagSettings
-from .vote import SILENCE, Vote, rms_dbfs
+from .vote import SILENCE, UNKNOWN, Vote, rms_dbfs, sharpen
 from .windower import Window, Windower
 
 if TYPE_CHECKING:
     from .cache import ResultCache
+    from .modelmeta import ModelMeta
     from .engine import Engine
     from .progress import Progress
 
@@ -146,7 +147,7 @@ class _FileState:
     def __init__(self, index: int, job: TagJob, labels: tuple[str, ...], s: TagSettings):
         self.index, self.job = index, job
         self.result = FileResult(job.path)
-        self.vote = Vote(labels, s.vote, s.vote_window, s.ema_alpha, s.confirm)
+        self.vote = Vote(labels, s.vote, s.vote_window, s.ema_alpha, s.confirm, s.min_confidence)
         self.timeline = Segments()
         self.sum = np.zeros(len(labels), dtype=np.float64)
         self.voiced = 0
@@ -167,15 +168,18 @@ class _FileState:
         self.result.windows += 1
         self.outstanding -= 1
 
-    def finish(self, labels: tuple[str, ...]) -> FileResult:
+    def finish(self, meta: ModelMeta, min_confidence: float) -> FileResult:
         r = self.result
         if r.error is None and not r.cached:
             r.segments = self.timeline.items
             if self.voiced:
-                mean = self.sum / self.voiced
+                labels = meta.labels
+                mean = sharpen(self.sum / self.voiced, meta.track_temperature)[0]
                 r.probs = {k: round(p, 4) for k, p in zip(labels, mean.tolist())}   # as output and cached
                 best = int(np.argmax(mean))
                 r.genre, r.confidence = labels[best], r.probs[labels[best]]
+                if r.confidence < min_confidence:
+                    r.genre = UNKNOWN
             else:
                 r.genre, r.confidence = SILENCE, 1.0
         return r
@@ -281,7 +285,7 @@ def tag_files(jobs: Sequence[TagJob], settings: TagSettings, engine: Engine, *, 
                 _send_error(send, st, UsageError(f"{st.job.path}: cannot decode audio ({decode_error(exc)})"))
 
     def complete(st: _FileState) -> None:
-        r = st.finish(meta.labels)
+        r = st.finish(meta, settings.min_confidence)
         live.pop(st.index, None)
         finished[st.index] = r
         if progress is not None:

@@ -13,6 +13,8 @@ SILENCE = "silence"
 """Genre reported for windows whose RMS is below the silence threshold."""
 SPEECH = "speech"
 """Genre reported for windows that are mostly talk (models with a ``speech`` output)."""
+UNKNOWN = "unknown"
+"""Genre reported while the smoothed confidence is below ``--min-confidence`` (when the user set one)."""
 
 
 def rms_dbfs(x: np.ndarray) -> float:
@@ -21,14 +23,29 @@ def rms_dbfs(x: np.ndarray) -> float:
     return 20.0 * np.log10(max(rms, 1e-10))
 
 
+def sharpen(probs: np.ndarray, temperature: float) -> np.ndarray:
+    """Mean window probabilities of a file, calibrated: ``p ** (1 / temperature)`` renormalised per row.
+
+    The model's ``track_temperature`` (fitted on validation folds) makes a file's confidence mean what it
+    says; 1 leaves the probabilities as they are.
+    """
+    p = np.atleast_2d(np.asarray(probs, dtype=np.float64))
+    if temperature == 1.0:
+        return p
+    z = np.log(np.clip(p, 1e-12, 1.0)) / temperature
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
 @dataclass(frozen=True)
 class Verdict:
     """The vote's answer after one window."""
 
     genre: str
-    """Smoothed genre (after hysteresis), or ``"silence"``."""
+    """Smoothed genre (after hysteresis), or ``"silence"``, ``"speech"`` or ``"unknown"``."""
     confidence: float
-    """Smoothed probability of ``genre`` (vote share for ``hard``; 1.0 for silence)."""
+    """Smoothed probability of ``genre`` (vote share for ``hard``; 1.0 for silence); for ``unknown``, that
+    of the leading genre, which is below the threshold."""
     raw_genre: str
     """This window's own argmax (or ``"silence"``)."""
     changed: bool
@@ -46,12 +63,15 @@ class Vote:
     for ``confirm`` consecutive windows. Silence resets the vote, so the first window after it
     sets the genre at once. Talk (:meth:`speech`) is reported after ``confirm`` speech windows in a
     row and then resets the vote too; fewer are skipped (the genre holds, the vote is untouched).
+    With ``min_confidence`` above 0, a leader whose smoothed probability is below it counts as
+    ``unknown``, under the same hysteresis as any genre.
     """
 
     def __init__(self, labels: tuple[str, ...], mode: str = "ema", window: int = 5,
-                 alpha: float = 0.4, confirm: int = 2):
+                 alpha: float = 0.4, confirm: int = 2, min_confidence: float = 0.0):
         self.labels = labels
         self.window, self.alpha, self.confirm = window, alpha, confirm
+        self.min_confidence = min_confidence
         self.genre: str | None = None
         self._confidence = 0.0
         self._speech_run = 0
@@ -85,7 +105,8 @@ class Vote:
     def update(self, probs: np.ndarray) -> Verdict:
         """Feed one window's probabilities; returns the current verdict."""
         smooth = self._smoothed(np.asarray(probs, dtype=np.float32))
-        lead = self.labels[int(np.argmax(smooth))]
+        top = int(np.argmax(smooth))
+        lead = self.labels[top] if smooth[top] >= self.min_confidence else UNKNOWN
         if self._fresh or self.genre in (None, SILENCE, SPEECH) or lead == self.genre:
             new, self._streak = lead, 0
         else:
@@ -96,7 +117,8 @@ class Vote:
         self._leader = lead
         self._fresh = False
         self._speech_run = 0
-        return self._verdict(new, float(smooth[self.labels.index(new)]), self.labels[int(np.argmax(probs))])
+        confidence = smooth[top] if new == UNKNOWN else smooth[self.labels.index(new)]
+        return self._verdict(new, float(confidence), self.labels[int(np.argmax(probs))])
 
     def silence(self) -> Verdict:
         """Record a silent window: genre ``"silence"`` and a vote reset."""

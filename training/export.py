@@ -122,13 +122,14 @@ def check_parity(model: GenreNet, onnx_path: Path, windows: np.ndarray, toleranc
 
 def export_onnx(model: GenreNet, out_dir: str | Path, name: str, *, metrics: dict[str, Any] | None = None,
                 training: dict[str, Any] | None = None, provenance: dict[str, Any] | None = None,
-                licence: str = "", weights: Sequence[str | Path] = (), windows: np.ndarray | None = None,
+                licence: str = "", weights: Sequence[str | Path] = (), track_temperature: float = 1.0,
+                windows: np.ndarray | None = None,
                 tolerance: float = TOLERANCE, max_bytes: int | None = MAX_BYTES) -> tuple[Path, Path]:
     """Write ``out_dir/<name>.onnx`` and ``<name>.json``, verified against torch; returns both paths.
 
     ``weights``: pretrained files the model came from (their SHA-256 goes into provenance). For a
     model derived from the EfficientAT weights, ``licence`` and ``weights`` default to its MIT notice
-    and weights file.
+    and weights file. ``track_temperature``: the file-level calibration (``ModelMeta.track_temperature``).
     ``windows``: real audio ``(n, window_samples)`` at the model rate for the parity check
     (default: :func:`reference_windows`). Parity failures or an oversized file delete both files.
     """
@@ -160,6 +161,7 @@ def export_onnx(model: GenreNet, out_dir: str | Path, name: str, *, metrics: dic
     meta = ModelMeta(
         name=name, arch=model.arch, labels=model.labels, window_seconds=model.window_seconds,
         frontend=model.frontend_params, detectors=dict(getattr(model, "detectors", {})),
+        track_temperature=track_temperature,
         metrics={**(metrics or {}), "cpu_ms_per_window": timing},
         training=dict(training or {}),
         provenance={

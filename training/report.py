@@ -76,12 +76,12 @@ def source_table(rows: Sequence[tuple[str, dict[str, Any], dict[str, float] | No
     return out
 
 
-def reliability_table(report: dict[str, Any]) -> list[str]:
-    """Window-level reliability before and after the temperature (pooled test folds of one run)."""
-    raw, cal = report["calibration"]["raw"]["window"], report["calibration"]["calibrated"]["window"]
-    out = [f"ECE (window) {raw['ece']:.3f} -> {cal['ece']:.3f}; (track) {report['calibration']['raw']['track']['ece']:.3f}"
-           f" -> {report['calibration']['calibrated']['track']['ece']:.3f}", "",
-           "| confidence bin | windows before | confidence | accuracy | windows after | confidence | accuracy |",
+def reliability_table(report: dict[str, Any], level: str = "window") -> list[str]:
+    """Reliability before and after the temperatures at ``window`` or ``track`` level (pooled test folds of one run)."""
+    raw, cal = report["calibration"]["raw"][level], report["calibration"]["calibrated"][level]
+    unit = "windows" if level == "window" else "tracks"
+    out = [f"ECE ({level}) {raw['ece']:.3f} -> {cal['ece']:.3f}", "",
+           f"| confidence bin | {unit} before | confidence | accuracy | {unit} after | confidence | accuracy |",
            "|---|---|---|---|---|---|---|"]
     bins = {b["bin"]: b for b in raw["bins"]}
     after = {b["bin"]: b for b in cal["bins"]}
@@ -118,7 +118,7 @@ def main(argv: list[str] | None = None) -> None:
     windows.append(("nested estimate", sel["nested"]["test"], None))
     lines += ["Per source, track and window level:", ""] + source_table(windows) + [""]
     lines += [f"Calibration of the chosen config (fold seed {reports[0]['config']['fold_seed']}, test folds):", ""]
-    lines += reliability_table(reports[0])
+    lines += reliability_table(reports[0], "window") + [""] + reliability_table(reports[0], "track")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     cm = np.sum([r["trained"]["track"]["all"]["confusion"] for r in reports], axis=0)

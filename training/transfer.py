@@ -27,6 +27,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset, WeightedRandomSampler
 
 from streamtag.errors import StreamtagError, UsageError
+from streamtag.vote import sharpen
 
 from .augment import AugmentConfig
 from .backbones import RATE, Backbone, build_all
@@ -35,6 +36,7 @@ from .evaluate import Predictions, evaluate, predict, softmax, track_votes, writ
 from .export import export_onnx
 from .features import VIEWS, WINDOW_SECONDS, FeatureConfig, Features, load_features
 from .heads import KINDS, Calibrated, GenreHead, HeadConfig, fit_temperature, thin_classes
+from .models.mobilenet import DETECTORS, Detectors
 from .models.mobilenet import GTZAN_GENRES as GENRES
 from .selection import by_source, mean_nested, select, selection_table
 from .splits import Split, all_tracks_split, group_kfold
@@ -172,12 +174,6 @@ def track_probabilities(probs: np.ndarray, labels: np.ndarray, track: np.ndarray
     tracks = np.unique(track)
     return (np.stack([probs[track == i].mean(axis=0) for i in tracks]),
             np.array([labels[track == i][0] for i in tracks]))
-
-
-def sharpen(mean_probs: np.ndarray, temperature: float) -> np.ndarray:
-    """``p ** (1 / T)`` renormalised: the track temperature applied to mean window probabilities."""
-    z = np.log(np.clip(mean_probs, 1e-12, 1.0)) / temperature
-    return softmax(z)
 
 
 def fit_temperatures(preds: Predictions) -> tuple[float, float]:
@@ -357,25 +353,35 @@ class FusedNet(nn.Module):
     """The exported model: ``wave (B, 3 s at 32 kHz) -> genre logits``, every backbone and the head inside.
 
     Each backbone computes its own front end from the same waveform; the head reads their embeddings
-    side by side and a fitted temperature scales its logits.
+    side by side and a fitted temperature scales its logits. With the AudioSet backbone the graph also
+    outputs its untrained detectors (``speech``: :class:`training.models.mobilenet.Detectors`), read from
+    the AudioSet hidden layer as in ``audioset-zeroshot``.
     """
 
-    def __init__(self, name: str, backbones: Sequence[Backbone], head: nn.Module, temperature: float = 1.0):
+    def __init__(self, backbones: Sequence[Backbone], head: nn.Module, temperature: float = 1.0):
         super().__init__()
-        self.arch = name
+        self.arch = "transfer:" + "+".join(b.name for b in backbones)
         self.labels = tuple(GENRES)
         self.frontend_params = backbones[0].frontend_params
         self.window_seconds = WINDOW_SECONDS
         self.backbones = nn.ModuleList(backbones)
         self.head = Calibrated(head, temperature)
+        self.detector = Detectors() if backbones[0].name == "audioset" else None
+        self.output_names = ("logits", *DETECTORS) if self.detector is not None else ("logits",)
+        self.detectors = self.detector.descriptions if self.detector is not None else {}
 
     @property
     def window_samples(self) -> int:
         """Samples in one input window (at :data:`training.backbones.RATE`)."""
         return int(round(self.window_seconds * RATE))
 
-    def forward(self, wave: torch.Tensor) -> torch.Tensor:
-        return self.head(torch.cat([b(wave) for b in self.backbones], dim=1))
+    def forward(self, wave: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        embeddings = [b(wave) for b in self.backbones]
+        logits = self.head(torch.cat(embeddings, dim=1))
+        if self.detector is None:
+            return logits
+        hidden = self.backbones[0].network.net.classifier[2:4](embeddings[0])  # AudioSet Linear, Hardswish
+        return (logits, *self.detector(hidden).unbind(1))
 
 
 def train_final(data: Sequence[str | Path], cfg: TransferConfig, run_dir: str | Path, out_dir: str | Path,
@@ -402,18 +408,19 @@ def train_final(data: Sequence[str | Path], cfg: TransferConfig, run_dir: str | 
                            for c in selection["candidates"]}}
     head, result = fit_head(backbones, tracks, feats, all_tracks_split(tracks), cfg, Path(run_dir))
     ordered = [backbones[n] for n in cfg.head.backbones]
-    model = FusedNet(name, ordered, head, temperature).eval()
+    model = FusedNet(ordered, head, temperature).eval()
     training = {"method": f"frozen {', '.join(cfg.head.backbones)}; {config_name(cfg)} head trained on "
                           "cached embeddings of augmented 3-s windows; logits divided by a temperature fitted on "
                           "the CV validation folds (median over folds)",
                 "data": {src: sum(t.source == src for t in tracks) for src in sorted({t.source for t in tracks})},
                 "windows": int((feats.view > 0).sum()), "epochs": cfg.head.train.epochs,
-                "seconds": round(result.seconds, 1), "temperature": temperature, "config": asdict(cfg),
+                "seconds": round(result.seconds, 1), "temperature": temperature, "track_temperature": track_t,
+                "config": asdict(cfg),
                 "frontends": {b.name: asdict(b.frontend_params) for b in ordered}}
     provenance = {"source": "; ".join(b.provenance for b in ordered)}
     licence = "\n\n".join(dict.fromkeys(b.licence.strip() for b in ordered))
     return export_onnx(model, out_dir, name, metrics=metrics, training=training, provenance=provenance,
-                       licence=licence, weights=[b.weights for b in ordered])
+                       licence=licence, weights=[b.weights for b in ordered], track_temperature=track_t)
 
 
 def cv_metrics(reports: Sequence[dict[str, Any]]) -> dict[str, Any]:

@@ -203,6 +203,27 @@ def build(labels: Sequence[str], weights: str | Path | None = None, head: str = 
     return GenreNet(arch, labels, FRONTEND, net)
 
 
+class Detectors(nn.Module):
+    """AudioSet hidden-layer activations -> the sigmoid of each :data:`DETECTORS` class (untrained rows).
+
+    ``forward(hidden) -> (B, len(DETECTORS))``; :attr:`descriptions` is what ``ModelMeta.detectors`` says.
+    """
+
+    def __init__(self, weights: str | Path | None = None):
+        super().__init__()
+        ids = audioset_index(list(DETECTORS.values()))
+        last = load_audioset(weights).classifier[5]
+        self.linear = nn.Linear(last.in_features, len(ids))
+        with torch.no_grad():
+            self.linear.weight.copy_(last.weight[ids])
+            self.linear.bias.copy_(last.bias[ids])
+        self.descriptions = {name: f"sigmoid probability of AudioSet class {cls!r} (index {i}), shape (batch,)"
+                             for (name, cls), i in zip(DETECTORS.items(), ids)}
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.linear(hidden))
+
+
 class DetectorNet(GenreNet):
     """A mobilenet :class:`GenreNet` that also outputs AudioSet presence probabilities.
 
@@ -214,18 +235,11 @@ class DetectorNet(GenreNet):
 
     def __init__(self, net: GenreNet, weights: str | Path | None = None):
         super().__init__(net.arch, net.labels, net.frontend_params, net.backbone, net.window_seconds)
-        ids = audioset_index(list(DETECTORS.values()))
-        last = load_audioset(weights).classifier[5]
-        self.detector = nn.Linear(last.in_features, len(ids))
-        with torch.no_grad():
-            self.detector.weight.copy_(last.weight[ids])
-            self.detector.bias.copy_(last.bias[ids])
+        self.detector = Detectors(weights)
         self.output_names = ("logits", *DETECTORS)
-        self.detectors = {name: f"sigmoid probability of AudioSet class {cls!r} (index {i}), shape (batch,)"
-                          for (name, cls), i in zip(DETECTORS.items(), ids)}
+        self.detectors = self.detector.descriptions
 
     def forward(self, wave: torch.Tensor) -> tuple[torch.Tensor, ...]:
         classifier = self.backbone.classifier
         hidden = classifier[2:5](self.backbone.embed(self.frontend(wave)))  # Linear, Hardswish, Dropout
-        present = torch.sigmoid(self.detector(hidden))
-        return (classifier[5](hidden), *present.unbind(1))
+        return (classifier[5](hidden), *self.detector(hidden).unbind(1))

@@ -46,3 +46,15 @@ def test_csv_and_human_output(tmp_path, tiny_env):
 def test_json_and_csv_together_is_a_usage_error(tmp_path):
     r = streamtag("tag", "x.wav", "--json", "--csv")
     assert_one_line_error(r, 2, "not allowed with")
+
+
+def test_min_confidence_gives_unknown_on_a_real_clip(tmp_path):
+    clip = write_clip(tmp_path / "jazz.wav", "jazz", 8.0)
+    sure, unsure = (json_lines(streamtag("tag", clip, "--json", "--min-confidence", p).stdout)[0] for p in ("0", "0.99"))
+    assert sure["genre"] == "jazz" and sure["confidence"] < 0.99       # the shipped default, calibrated
+    assert unsure["genre"] == "unknown" and unsure["probs"] == sure["probs"]
+    assert {s["genre"] for s in unsure["segments"]} == {"unknown"}
+    listen = streamtag("listen", "--input", clip, "--fast", "--no-tui", "--json", "--no-publish",
+                       "--min-confidence", "0.99")
+    genres = [e["genre"] for e in json_lines(listen.stdout) if e["topic"] == "streamtag.genre"]
+    assert listen.returncode == 0 and genres and set(genres) == {"unknown"}

@@ -86,23 +86,28 @@ def test_shipped_zero_shot_model_matches_the_torch_network():
     assert json.loads(onnx_path.with_suffix(".json").read_text())["provenance"]["weights"]
 
 
-def test_shipped_mobilenet_is_a_trained_head_with_its_cv_figures_and_licence():
-    onnx_path, meta = resolve_model("mobilenet")
+@pytest.mark.parametrize("name, backbones", [("fusion", ["audioset", "musicnn-msd"]), ("fast", ["audioset"])])
+def test_shipped_transfer_models_carry_their_selection_calibration_and_licences(name, backbones):
+    onnx_path, meta = resolve_model(name)
     _, zero_meta = resolve_model("audioset-zeroshot")
-    assert meta.arch == "mobilenet" and meta.labels == GENRES and meta.frontend == zero_meta.frontend
-    assert "MIT License" in meta.licence and "Florian Schmid" in meta.licence
-    cv = meta.metrics["cv_mean"]
-    assert set(cv) == {"transfer", "zero_shot"} and {"all", "gtzan-mini", "extra-4q"} <= set(cv["transfer"])
-    assert meta.training["data"] == {"extra-4q": 122, "gtzan-mini": 100}
+    assert meta.arch == "transfer:" + "+".join(backbones) and meta.labels == GENRES
+    assert meta.frontend == zero_meta.frontend and meta.training["config"]["head"]["backbones"] == backbones
+    assert "Florian Schmid" in meta.licence and (("Jordi Pons" in meta.licence) == ("musicnn-msd" in backbones))
+    assert meta.training["data"] == {"emotify-dev": 150, "extra-4q": 122, "gtzan-mini": 100}
+    assert 0.05 <= meta.training["temperature"] <= 20 and meta.track_temperature != 1.0
+    cv = meta.metrics["cv_mean"]  # pooled test folds of the chosen config, with both zero-shot rows
+    assert {"trained", "zero_shot:audioset", "zero_shot:musicnn-msd"} == set(cv)
+    assert cv["trained"]["all"]["track_macro_acc"] > cv["zero_shot:audioset"]["all"]["track_macro_acc"]
     selection = meta.metrics["selection"]  # chosen on validation folds, with a nested test estimate
-    assert "test folds are never consulted" in selection["rule"] and "zero-shot" in selection["candidates"]
-    assert selection["chosen"] in selection["candidates"] and {"all", "extra-4q"} <= set(selection["nested_test"])
+    assert "test folds are never consulted" in selection["rule"] and "zero-shot audioset" in selection["candidates"]
+    assert selection["chosen"] in selection["candidates"] and {"all", "emotify-dev"} <= set(selection["nested_test"])
     windows = reference_windows(meta.sample_rate, meta.window_samples, per_clip=1)
-    trained = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"]).run(None, {"waveform": windows})[0]
-    zero = ort.InferenceSession(str(onnx_path.with_name("audioset-zeroshot.onnx")),
-                                providers=["CPUExecutionProvider"]).run(None, {"waveform": windows})[0]
+    sessions = {n: ort.InferenceSession(str(onnx_path.with_name(f"{n}.onnx")), providers=["CPUExecutionProvider"])
+                for n in (name, "audioset-zeroshot")}
+    (trained, speech), (zero, zero_speech) = (s.run(None, {"waveform": windows}) for s in sessions.values())
     assert trained.shape == zero.shape == (len(windows), len(GENRES)) and np.isfinite(trained).all()
     assert np.abs(trained - zero).max() > 0.1  # the head was trained, not copied
+    np.testing.assert_allclose(speech, zero_speech, atol=1e-5)  # the same untrained AudioSet speech detector
 
 
 def test_models_from_the_efficientat_weights_carry_its_licence_and_weights_hash(tmp_path):

@@ -86,3 +86,13 @@ def test_talk_is_reported_after_confirm_windows_and_resets_the_vote():
     assert seq[7].changed and seq[7].previous == "speech"          # the vote was reset: b wins at once
     first = Vote(LABELS, confirm=3)
     assert first.speech(0.9).genre == "speech"                     # nothing to hold on to at the start
+
+
+def test_min_confidence_reports_unknown_under_the_same_hysteresis():
+    vote = Vote(LABELS, mode="soft", window=1, confirm=2, min_confidence=0.6)
+    seq = [vote.update(p("a", 0.9)), vote.update(p("a", 0.5)), vote.update(p("a", 0.5)), vote.update(p("b", 0.9)),
+           vote.update(p("b", 0.9))]
+    assert [v.genre for v in seq] == ["a", "a", "unknown", "unknown", "b"]
+    assert seq[2].changed and seq[2].confidence == pytest.approx(0.5)  # the leader's, under the threshold
+    assert Vote(LABELS, min_confidence=0.99).update(p("c", 0.98)).genre == "unknown"
+    assert Vote(LABELS).update(p("c", 0.34)).genre == "c"                # 0: always a genre

@@ -76,13 +76,14 @@ def test_genre_letters_are_unique_and_readable():
     letters = genre_letters(GTZAN)
     assert letters["blues"] == "B" and letters["classical"] == "C" and letters["country"] == "O"
     assert letters["metal"] == "M" and letters["reggae"] == "R" and letters["rock"] == "K"
-    assert letters["silence"] == "~" and genre_letters(["silence", "salsa"]) == {"silence": "~", "salsa": "S"}
+    assert (letters["silence"], letters["speech"], letters["unknown"]) == ("~", "*", "?")
+    assert genre_letters(["silence", "salsa"]) == {"silence": "~", "speech": "*", "unknown": "?", "salsa": "S"}
     assert genre_colours(["silence"])["silence"] == genre_colours([])["silence"]
     assert len(set(letters.values())) == len(letters)
-    real = [m for m in genre_letters([f"genre{i}" for i in range(30)]).values() if m != "?"]
-    assert len(real) == len(set(real)) == 1 + 4 + 10  # silence, G E N R, then the ten digits
+    real = [m for m in genre_letters([f"genre{i}" for i in range(30)]).values() if m != "#"]
+    assert len(real) == len(set(real)) == 3 + 4 + 10  # silence, speech, unknown, G E N R, then the ten digits
     colours = genre_colours(GTZAN)
-    assert len({colours[g] for g in GTZAN}) == 10 and "silence" in colours
+    assert len({colours[g] for g in GTZAN}) == 10 and {"silence", "speech", "unknown"} <= set(colours)
 
 
 def test_spaced_genre_name():
