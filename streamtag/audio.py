@@ -82,8 +82,8 @@ def resample(x: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
 class StreamResampler:
     """Chunked soxr resampler for live streams: same filter as :func:`resample`, same samples.
 
-    soxr's stream holds output back in blocks (at 22.05 -> 32 kHz up to ~42 ms of it, measured by
-    ``bench/bench_resampler.py``), far more than its filter needs (:attr:`lookahead`, ~4 ms). So a
+    soxr's stream holds output back in blocks (fed 20-ms chunks: up to ~42 ms of output at 22.05 -> 32 kHz,
+    ~20 ms at 44.1 -> 32 kHz), far more than its filter needs (:attr:`lookahead`, ~4 ms). So a
     caller that needs the next samples now -- the end of a window -- asks :meth:`preview`: it
     resamples the recent input again in one piece, aligned to the stream's output grid, and returns
     the samples the stream will emit later, equal to them up to float rounding (~1e-7).
