@@ -234,13 +234,19 @@ class _ReaderSource(Source):
         self._thread.start()
 
     def _write(self, mono: np.ndarray) -> bool:
-        """Store all of ``mono`` (waiting for room, never dropping), then pace; False when stopped."""
-        if not self.ring.write_all(mono, self._stop.is_set):
-            return False
+        """Pace, then store all of ``mono`` (waiting for room, never dropping); False when stopped.
+
+        A paced block is written when its last sample is due, as a capture device delivers it: so the
+        last block of a file ends the stream at once instead of one block late.
+        """
         if self.paced:
             if self._pacer is None:
                 self._pacer = _Pacer(self.rate, self._stop)
             self._pacer.wait(len(mono))
+            if self._stop.is_set():
+                return False
+        if not self.ring.write_all(mono, self._stop.is_set):
+            return False
         return not self._stop.is_set()
 
     def _run(self) -> None:
