@@ -21,7 +21,7 @@ from streamtag.errors import UsageError
 
 from .augment import AugmentConfig
 from .data import AudioCache, DataConfig, Track, WindowDataset, discover, label_set, make_loader
-from .evaluate import evaluate, plot_confusion, plot_history, predict, write_json
+from .evaluate import PREDICTIONS, evaluate, plot_confusion, plot_history, predict, save_predictions, write_json
 from .models import GenreNet, build_model
 from .splits import Split, make_splits
 from .trainer import TrainConfig, Trainer
@@ -156,7 +156,8 @@ def run_split(rc: RunConfig, tracks: Sequence[Track], labels: Sequence[str], spl
     """Train on ``split.train`` (early stopping on ``split.valid``), then score ``split.test``.
 
     Writes ``config.json``, ``train.log``, ``history.json``, ``best.pt``, ``history.png`` and, with
-    a test set, ``report.json`` + ``confusion.png``. Returns a summary dict (also ``summary.json``).
+    a test set, ``report.json`` + ``predictions.npz`` + ``confusion.png`` (the validation set's under
+    ``valid/``). Returns a summary dict (also ``summary.json``).
     ``test=False`` (tuning) never touches the test tracks.
     """
     run_dir = Path(run_dir)
@@ -185,6 +186,9 @@ def run_split(rc: RunConfig, tracks: Sequence[Track], labels: Sequence[str], spl
         "epochs_run": len(result.history), "train_seconds": result.seconds, "epoch_seconds": result.epoch_seconds,
         "valid_track_acc": best.get("valid_track_acc"), "valid_acc": best.get("valid_acc"),
     }
+    if test and split.valid:  # the best model's validation windows, kept for choosing ensembles (valid/)
+        score(model, [tracks[i] for i in split.valid], labels, dcfg, run_dir / "valid",
+              f"{rc.arch} {split.name} validation", trainer.device)
     if test and split.test:
         t0 = time.perf_counter()
         report = score(model, [tracks[i] for i in split.test], labels, dcfg, run_dir, f"{rc.arch} {split.name}",
@@ -200,9 +204,12 @@ def score(model: torch.nn.Module, tracks: Sequence[Track], labels: Sequence[str]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     ds = WindowDataset(tracks, labels, AudioCache(dcfg.cache_dir, dcfg.sample_rate), dcfg, train=False)
-    report = evaluate(predict(model, make_loader(ds, EVAL_BATCH, train=False), device), ds.tracks, labels)
+    preds = predict(model, make_loader(ds, EVAL_BATCH, train=False), device)
+    report = evaluate(preds, ds.tracks, labels)
     report["title"] = title
     write_json(report, out_dir / "report.json")
+    starts = np.array([start for _, start in ds.items], dtype=np.float64) / dcfg.sample_rate
+    save_predictions(preds, ds.tracks, labels, starts, out_dir / PREDICTIONS)
     plot_confusion(report["track_soft"]["confusion"], labels, out_dir / "confusion.png", f"{title} track (soft vote)")
     return report
 
