@@ -197,6 +197,29 @@ def plot_history(history: Sequence[dict[str, float]], path: str | Path) -> None:
     plt.close(fig)
 
 
+def plot_cv_history(histories: Sequence[Sequence[dict[str, float]]], path: str | Path, title: str = "") -> None:
+    """Save one PNG of every fold's learning curves: losses, and training vs validation-track accuracy."""
+    plt = _pyplot()
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.5), dpi=80)
+    for i, history in enumerate(histories):
+        ep, colour = [h["epoch"] for h in history], f"C{i}"
+        a.plot(ep, [h.get("train_loss", np.nan) for h in history], color=colour)
+        a.plot(ep, [h.get("valid_loss", np.nan) for h in history], color=colour, ls="--")
+        b.plot(ep, [h.get("train_acc", np.nan) for h in history], color=colour, label=f"fold {i}")
+        b.plot(ep, [h.get("valid_track_acc", np.nan) for h in history], color=colour, ls="--")
+    a.set_title("loss (solid: train, dashed: validation)", fontsize=9)
+    b.set_title("accuracy (solid: train crops, dashed: validation tracks)", fontsize=9)
+    for ax in (a, b):
+        ax.set_xlabel("epoch")
+    b.set_ylim(0, 1)
+    b.legend(fontsize=7, ncol=2)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
 def write_json(obj: Any, path: str | Path) -> None:
     """Write pretty JSON (numpy scalars converted)."""
     Path(path).write_text(json.dumps(obj, indent=2, default=lambda o: o.item() if hasattr(o, "item") else str(o)) + "\n")

@@ -21,7 +21,8 @@ from streamtag.errors import UsageError
 
 from .augment import AugmentConfig
 from .data import AudioCache, DataConfig, Track, WindowDataset, discover, label_set, make_loader
-from .evaluate import PREDICTIONS, evaluate, plot_confusion, plot_history, predict, save_predictions, write_json
+from .evaluate import (PREDICTIONS, evaluate, plot_confusion, plot_cv_history, plot_history, predict, save_predictions,
+                       write_json)
 from .models import GenreNet, build_model
 from .splits import Split, make_splits
 from .trainer import TrainConfig, Trainer
@@ -266,7 +267,8 @@ def _mean_std(values: Sequence[float]) -> dict[str, float]:
 
 
 def run_cv(rc: RunConfig, run_dir: str | Path, max_folds: int | None = None, resume: bool = False) -> dict[str, Any]:
-    """Train and test each fold (``fold<i>/``; at most ``max_folds``) and write the aggregate ``cv.json``."""
+    """Train and test each fold (``fold<i>/``; at most ``max_folds``); write the aggregate ``cv.json`` and
+    ``confusion.png``, and every fold's learning curves in one ``history.png``."""
     run_dir = Path(run_dir)
     tracks, labels = tracks_and_labels(rc)
     splits = make_splits(tracks, rc.split, rc.folds, rc.seed, rc.split_dir)
@@ -286,6 +288,8 @@ def run_cv(rc: RunConfig, run_dir: str | Path, max_folds: int | None = None, res
               data=rc.data, n_tracks=len(tracks))
     write_json(cv, run_dir / "cv.json")
     plot_confusion(cv["confusion"], labels, run_dir / "confusion.png", f"{rc.arch} {rc.split} CV, track (soft vote)")
+    plot_cv_history([json.loads((run_dir / f"fold{i}" / "history.json").read_text()) for i in range(len(splits))],
+                    run_dir / "history.png", f"{rc.arch} {rc.split} CV: learning curves of every fold")
     return cv
 
 
