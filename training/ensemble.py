@@ -90,12 +90,13 @@ def _fold_dirs(run: Path) -> list[tuple[str, Path]]:
 
 
 def _member_figures(run: Path) -> dict[str, Any]:
+    """A member's own headline figures (``cv.json`` holds mean/std per figure, ``summary.json`` plain values)."""
     cv_file = run / "cv.json"
     data = json.loads((cv_file if cv_file.is_file() else run / "summary.json").read_text())
-    pick = lambda v: v.get("mean") if isinstance(v, dict) else v  # noqa: E731 (cv.json: mean/std; summary: value)
+    figures = {k: data.get(k) for k in ("valid_track_acc", "test_window_acc", "test_track_soft_acc",
+                                        "test_track_hard_acc")}
     return {"run": str(run), "arch": data.get("arch"), "params": data.get("params", 0),
-            **{k: pick(data.get(k)) for k in ("valid_track_acc", "test_window_acc", "test_track_soft_acc",
-                                               "test_track_hard_acc")}}
+            **{k: v.get("mean") if isinstance(v, dict) else v for k, v in figures.items()}}
 
 
 def _load(d: Path, name: str) -> SavedPredictions:
