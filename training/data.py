@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import logging
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -201,7 +202,7 @@ class AudioCache:
         if not p.is_file():
             x = load_mono(track.path, self.sample_rate) if not variant else self._make_variant(track, variant)
             self.dir.mkdir(parents=True, exist_ok=True)
-            tmp = p.with_suffix(".tmp.npy")
+            tmp = p.with_suffix(f".{os.getpid()}.tmp.npy")  # concurrent runs may decode the same track
             np.save(tmp, x)
             tmp.replace(p)
         return np.load(p, mmap_mode="r")

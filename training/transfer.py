@@ -23,6 +23,7 @@ import copy
 import hashlib
 import json
 import logging
+import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -157,7 +158,7 @@ def embed_tracks(model: GenreNet, tracks: Sequence[Track], labels: Sequence[str]
     emb = Embeddings(np.concatenate(out["x"]).astype(np.float32), np.concatenate(out["label"]).astype(np.int64),
                      np.concatenate(out["track"]).astype(np.int64), np.concatenate(out["view"]).astype(np.int64))
     cache_dir.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
+    tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")  # concurrent runs may embed the same data
     np.savez(tmp, x=emb.x, label=emb.label, track=emb.track, view=emb.view)
     tmp.replace(path)
     return emb
