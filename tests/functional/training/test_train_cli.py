@@ -48,6 +48,11 @@ def test_train_writes_a_complete_run_folder(trained):
     assert len(report["track_soft"]["confusion"]) == 3
     # the test tracks are neither training nor validation tracks
     assert cfg["n_train"] + cfg["n_valid"] + cfg["n_test"] == 12
+    # the best model's validation windows are kept too (ensembles are chosen on them), scored as in training
+    valid = json.loads((trained / "valid" / "report.json").read_text())
+    summary = json.loads((trained / "summary.json").read_text())
+    assert valid["track_soft"]["n"] == cfg["n_valid"] and valid["track_soft"]["acc"] == summary["valid_track_acc"]
+    assert (trained / "predictions.npz").is_file() and (trained / "valid" / "predictions.npz").is_file()
 
 
 @pytest.mark.slow
@@ -59,6 +64,7 @@ def test_cv_aggregates_folds_and_resumes(small_data, small_config, tmp_path):
     assert r.returncode == 0, r.stderr
     cv = json.loads((out / "cv.json").read_text())
     assert len(cv["folds"]) == 2 and cv["folds_total"] == 3
+    assert (out / "history.png").is_file() and (out / "fold0" / "valid" / "predictions.npz").is_file()
     assert cv["test_track_soft_acc"]["n"] == 2
     n_test = [json.loads((out / f"fold{i}" / "config.json").read_text())["n_test"] for i in range(2)]
     assert sum(map(sum, cv["confusion"])) == sum(n_test)  # pooled track-level confusion over the folds run
