@@ -80,7 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("compare", help="Markdown table over run folders")
     p.add_argument("runs", nargs="+", help="run folders (cv.json or summary.json)")
     p.add_argument("--models", default="models", help="folder of exported models (ONNX size, CPU ms)")
-    p.add_argument("--per-class", action="store_true", help="add a table of per-genre track accuracy")
+    p.add_argument("--per-class", action="store_true",
+                   help="add a table of per-genre track accuracy (pooled test folds), all tracks and the macro mean")
     p.add_argument("--out", help="write the table here as well as to stdout")
     p = sub.add_parser("export", help="export a run's best model to <out>/<name>.onnx + .json")
     p.add_argument("--run", required=True, action="append",

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import onnxruntime as ort
 import pytest
 import soundfile as sf
@@ -111,9 +112,12 @@ def test_evaluate_export_and_compare(trained, small_data, mini_dir, tmp_path):
     cm = json.loads((trained / "report.json").read_text())["track_soft"]["confusion"]
     per_class = table.splitlines()[-1]
     cells = [c.strip() for c in per_class.strip("|").split("|")][1:]
-    assert per_class.startswith("| cnn-train |") and len(cells) == 3
+    assert per_class.startswith("| cnn-train |") and len(cells) == 3 + 2
     for i, (row, cell) in enumerate(zip(cm, cells)):  # correct/total per genre, from the run's confusion matrix
         assert cell == "–" if not sum(row) else cell.endswith(f"({row[i]}/{sum(row)})")
+    correct, total = int(np.trace(cm)), int(np.sum(cm))  # then pooled over all tracks, and the mean over genres
+    assert cells[3] == f"{100 * correct / total:.1f} ({correct}/{total})"
+    assert cells[4] == f"{100 * np.mean([row[i] / sum(row) for i, row in enumerate(cm) if sum(row)]):.1f}"
 
 
 def _error_line(r: subprocess.CompletedProcess) -> str:
