@@ -1,6 +1,6 @@
 """``wavelet``: the ``cnn`` backbone on a Morlet wavelet scalogram instead of a log-mel.
 
-The scalogram (:class:`training.frontend.MorletScalogram`: 7 octaves x 8 scales, 57 Hz - 7 kHz,
+The scalogram (:class:`training.frontend.MorletScalogram`: 7 octaves x 8 scales, centres 60 Hz - 7 kHz,
 20-ms frames; 3 s -> 56 x 150) is computed inside the model, so it is part of the exported graph.
 Late fusion with the log-mel ``cnn`` (the two branches' probabilities averaged) is an ensemble of
 the two runs: ``python -m training ensemble`` scores it, ``python -m training export --run A --run B``
