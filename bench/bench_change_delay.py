@@ -31,7 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from streamtag.modelmeta import default_model_name  # noqa: E402
-from streamtag.vote import VOTE_MODES  # noqa: E402
+from streamtag.settings import VOTE_MODES  # noqa: E402
 
 SHARED = Path(os.environ.get("STREAMTAG_SHARED", REPO.parent / "shared"))
 RATE = 22050

@@ -83,15 +83,15 @@ def main() -> None:
         sys.exit("--source pulse needs a running PulseAudio server in PULSE_SERVER (see the README)")
 
     with tempfile.TemporaryDirectory(prefix="bench-listen-") as tmp:
-        measure(args, Path(tmp) / "clip.wav")
+        measure(args.model, args.hop, args.source, args.data, args.tracks, Path(tmp) / "clip.wav")
 
 
-def measure(args: argparse.Namespace, clip: Path) -> None:
-    """Play ``args.tracks`` tracks through ``listen`` and print the figures."""
-    seconds = make_clip(clip, args.data, args.tracks)
-    cmd = [sys.executable, "-m", "streamtag", "listen", "--no-tui", "--json", "--model", args.model,
-           "--hop", str(args.hop), "--publish", f"tcp://127.0.0.1:{free_port()}"]
-    if args.source == "file":
+def measure(model: str, hop: float, source: str, data: Path, tracks: int, clip: Path, quiet: bool = False) -> dict:
+    """Play ``tracks`` tracks through ``listen``; print the figures (unless ``quiet``) and return them."""
+    seconds = make_clip(clip, data, tracks)
+    cmd = [sys.executable, "-m", "streamtag", "listen", "--no-tui", "--json", "--model", model,
+           "--hop", str(hop), "--publish", f"tcp://127.0.0.1:{free_port()}"]
+    if source == "file":
         cmd += ["--input", str(clip)]
     else:
         cmd += ["--rate", str(sf.info(clip).samplerate), "--channels", "1", "--duration", f"{seconds + 0.5:.1f}"]
@@ -112,7 +112,7 @@ def measure(args: argparse.Namespace, clip: Path) -> None:
     banner = proc.stderr.readline()
     t_ready = time.monotonic()
     player = None
-    if args.source == "pulse":
+    if source == "pulse":
         player = subprocess.Popen(["paplay", str(clip)])
     first = None
     events, times = [], []
@@ -137,9 +137,14 @@ def measure(args: argparse.Namespace, clip: Path) -> None:
     cpu = (steady[-1][1] - steady[0][1]) / (steady[-1][0] - steady[0][0]) * 100 if len(steady) > 1 else float("nan")
     rss = max(s[2] for s in samples) / 2**20
     final = events[-1]
-    window = resolve_model(args.model)[1].window_seconds  # audio needed before the first event
-    print(f"source {args.source}: {banner.strip()}")
-    print(f"audio {seconds:.0f} s, hop {args.hop} s, {len(genre)} windows, dropped samples "
+    window = resolve_model(model)[1].window_seconds  # audio needed before the first event
+    figures = {"p50_ms": float(np.percentile(lat, 50)), "p99_ms": float(np.percentile(lat, 99)),
+               "max_ms": float(lat.max()), "cpu_pct": cpu, "rss_mib": rss, "ready_s": t_ready - t0,
+               "first_event_s": first - t0, "windows": len(genre), "dropped": final["dropped_samples"]}
+    if quiet:
+        return figures
+    print(f"source {source}: {banner.strip()}")
+    print(f"audio {seconds:.0f} s, hop {hop} s, {len(genre)} windows, dropped samples "
           f"{final['dropped_samples']}, overflows {final['overflows']}, provider {final['provider']}; "
           f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}")
     print(f"event latency (window end -> publish): p50 {np.percentile(lat, 50):.1f} ms, "
@@ -148,6 +153,7 @@ def measure(args: argparse.Namespace, clip: Path) -> None:
     print(f"start -> ready (model loaded, input open): {t_ready - t0:.2f} s; start -> first event: "
           f"{first - t0:.2f} s (of which {window:.0f} s is the first window filling)")
     print(f"windows per second of wall time: {final['windows_per_s']:.2f}")
+    return figures
 
 
 if __name__ == "__main__":

@@ -12,10 +12,9 @@ is tried with libsndfile, then PyAV.
 
 from __future__ import annotations
 
+import math
 import os
 import stat
-import threading
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Callable, Iterator, Protocol
 
@@ -23,16 +22,24 @@ import numpy as np
 import soundfile as sf
 import soxr
 
+from .cstderr import quiet_c_stderr
 from .errors import UsageError
+from .settings import MAX_RATE, MIN_RATE
 
 RESAMPLE_QUALITY = "HQ"
 """soxr quality used everywhere (training caches and live streams alike)."""
 
-MIN_RATE, MAX_RATE = 1000, 768000
-"""Sample rates accepted from a file header, ``--rate`` or a device (Hz)."""
-
 BLOCK_SAMPLES = 1 << 18
 """Most samples (all channels together) decoded in one block: the bound on a decode buffer."""
+
+LOOKAHEAD_SAMPLES = 96
+"""Input samples the HQ filter reaches past an output instant when upsampling (times the rate ratio when
+downsampling): measured so that :meth:`StreamResampler.preview` matches the stream within 1e-6 for
+common rates (8 kHz-192 kHz to 16, 22.05, 32 kHz and more)."""
+
+PREVIEW_HISTORY = 1 << 14
+"""Recent input samples a :class:`StreamResampler` keeps for :meth:`~StreamResampler.preview` (beyond soxr's
+held-back output, ~0.37 s at 44.1 kHz)."""
 
 
 def to_mono(x: np.ndarray) -> np.ndarray:
@@ -73,66 +80,96 @@ def resample(x: np.ndarray, from_rate: int, to_rate: int) -> np.ndarray:
 
 
 class StreamResampler:
-    """Chunked soxr resampler for live streams: same filter as :func:`resample`."""
+    """Chunked soxr resampler for live streams: same filter as :func:`resample`, same samples.
+
+    soxr's stream holds output back in blocks (fed 20-ms chunks: up to ~42 ms of output at 22.05 -> 32 kHz,
+    ~20 ms at 44.1 -> 32 kHz), far more than its filter needs (:attr:`lookahead`, ~4 ms). So a
+    caller that needs the next samples now -- the end of a window -- asks :meth:`preview`: it
+    resamples the recent input again in one piece, aligned to the stream's output grid, and returns
+    the samples the stream will emit later, equal to them up to float rounding (~1e-7).
+    """
 
     def __init__(self, from_rate: int, to_rate: int):
         self.passthrough = from_rate == to_rate
+        self.from_rate, self.to_rate = from_rate, to_rate
         self._rs = None if self.passthrough else soxr.ResampleStream(
             from_rate, to_rate, 1, dtype="float32", quality=RESAMPLE_QUALITY)
+        g = math.gcd(from_rate, to_rate)
+        self._p, self._q = from_rate // g, to_rate // g  # input period whose output is a whole number of samples
+        self.lookahead = 0 if self.passthrough else math.ceil(LOOKAHEAD_SAMPLES * max(1.0, from_rate / to_rate))
+        """Input samples after an output sample's instant that its value depends on (the filter's reach)."""
+        self.consumed = 0
+        """Input samples given to :meth:`process`."""
+        self.emitted = 0
+        """Output samples :meth:`process` returned."""
+        self._history = None if self.passthrough else RingHistory(
+            PREVIEW_HISTORY + 2 * (self._p + self.lookahead))
 
     def process(self, mono: np.ndarray, last: bool = False) -> np.ndarray:
         """Resample the next chunk of mono float32 samples; ``last`` flushes the filter tail."""
         if self.passthrough:
+            self.consumed += len(mono)
+            self.emitted += len(mono)
             return mono
-        return self._rs.resample_chunk(np.ascontiguousarray(mono, dtype=np.float32), last=last)
+        x = np.ascontiguousarray(mono, dtype=np.float32)
+        self._history.add(x)
+        self.consumed += len(x)
+        y = self._rs.resample_chunk(x, last=last)
+        self.emitted += len(y)
+        return y
+
+    def previewable(self) -> int:
+        """How many samples after the emitted ones :meth:`preview` can give now (exactly: their filter
+        has all the input it reaches)."""
+        if self.passthrough:
+            return 0
+        ready = (self.consumed - self.lookahead) * self._q // self._p
+        return max(0, ready - self.emitted)
+
+    def preview(self, n: int) -> np.ndarray | None:
+        """Output samples ``emitted .. emitted + n`` before the stream emits them (None if not all can be
+        computed: see :meth:`previewable`, and the recent input kept)."""
+        if n <= 0 or n > self.previewable():
+            return None
+        first = (self.emitted * self._p // self._q) - self.lookahead  # input the first sample reaches back to
+        start = max(0, first // self._p * self._p)  # on the grid: output start * p / q is a whole sample
+        if self.consumed - start > self._history.filled:
+            return None
+        segment = self._history.recent(self.consumed - start)
+        y = soxr.resample(segment, self.from_rate, self.to_rate, quality=RESAMPLE_QUALITY)
+        offset = self.emitted - start * self._q // self._p
+        return y[offset:offset + n] if len(y) >= offset + n else None
 
 
-_quiet_lock = threading.Lock()
-_quiet_users = 0
-_saved_stderr_fd: int | None = None
-_quiet_enabled = False
+class RingHistory:
+    """The last ``capacity`` samples written (a reused buffer; :meth:`recent` copies them out in order)."""
 
+    def __init__(self, capacity: int):
+        self._buf = np.zeros(capacity, dtype=np.float32)
+        self._scratch = np.zeros(capacity, dtype=np.float32)
+        self.filled = 0
+        """Samples held (up to the capacity)."""
+        self._end = 0  # index after the newest sample
 
-def quiet_decoders(enabled: bool) -> None:
-    """Switch :func:`quiet_c_stderr` on or off (off by default: library users keep their stderr).
+    def add(self, x: np.ndarray) -> None:
+        """Append ``x`` (only its last ``capacity`` samples matter)."""
+        cap = len(self._buf)
+        x = x[-cap:]
+        first = min(len(x), cap - self._end)
+        self._buf[self._end:self._end + first] = x[:first]
+        self._buf[:len(x) - first] = x[first:]
+        self._end = (self._end + len(x)) % cap
+        self.filled = min(cap, self.filled + len(x))
 
-    The CLI switches it on once ``sys.stderr`` writes through a duplicate of fd 2, so streamtag's
-    own messages are never swallowed with the decoder's chatter.
-    """
-    global _quiet_enabled
-    _quiet_enabled = enabled
-
-
-@contextmanager
-def quiet_c_stderr() -> Iterator[None]:
-    """Point file descriptor 2 at /dev/null while a C decoder runs (when switched on; thread-safe, nestable).
-
-    libsndfile's MP3 decoder (libmpg123) prints resync chatter straight to fd 2; the decoder's
-    error code is what streamtag reports.
-    """
-    global _quiet_users, _saved_stderr_fd
-    if not _quiet_enabled:
-        yield
-        return
-    with _quiet_lock:
-        if _quiet_users == 0:
-            try:
-                _saved_stderr_fd = os.dup(2)
-                devnull = os.open(os.devnull, os.O_WRONLY)
-                os.dup2(devnull, 2)
-                os.close(devnull)
-            except OSError:  # no fd 2 or no /dev/null: leave stderr alone
-                _saved_stderr_fd = None
-        _quiet_users += 1
-    try:
-        yield
-    finally:
-        with _quiet_lock:
-            _quiet_users -= 1
-            if _quiet_users == 0 and _saved_stderr_fd is not None:
-                os.dup2(_saved_stderr_fd, 2)
-                os.close(_saved_stderr_fd)
-                _saved_stderr_fd = None
+    def recent(self, n: int) -> np.ndarray:
+        """The newest ``n`` samples, oldest first (a view of a scratch buffer reused by the next call)."""
+        cap = len(self._buf)
+        start = (self._end - n) % cap
+        first = min(n, cap - start)
+        out = self._scratch[:n]
+        out[:first] = self._buf[start:start + first]
+        out[first:] = self._buf[:n - first]
+        return out
 
 
 class AudioFile(sf.SoundFile):

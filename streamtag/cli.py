@@ -86,7 +86,7 @@ def _live(p: argparse.ArgumentParser, default_publish: str) -> None:
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (every default is None so the settings layers can tell what was given)."""
     from . import settings as cfg
-    from .sinks import DEFAULT_PUBLISH
+    from .settings import DEFAULT_PUBLISH
     parser = _Parser(prog=PROG, description="Streaming music-genre tagger: live audio in, genre events out.")
     parser.add_argument("--version", action="version", version=f"{PROG} {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -257,7 +257,7 @@ def cmd_tag(args: argparse.Namespace) -> int:
     from .cache import ResultCache, model_key
     from .modelmeta import resolve_model
     from .progress import Progress
-    from .tagger import after_result, find_files, tag_files
+    from .tagger import after_result, find_files, tag_engine, tag_files
 
     s = cfg.load(cfg.TagSettings, _fields(args, cfg.TagSettings), args.config)
     jobs = find_files(args.files, s.glob)
@@ -276,9 +276,7 @@ def cmd_tag(args: argparse.Namespace) -> int:
                 from .distributed import tag_on_ray
                 results = tag_on_ray(jobs, s, cache=cache, model_key=key, progress=progress)
             else:
-                from .engine import Engine
-                results = tag_files(jobs, s, Engine(s.model, s.provider), cache=cache, model_key=key,
-                                    progress=progress)
+                results = tag_files(jobs, s, tag_engine(s), cache=cache, model_key=key, progress=progress)
             for job, r in zip(jobs, results):
                 progress.clear_line()
                 if r.error is None:
@@ -322,7 +320,8 @@ def cmd_subscribe(args: argparse.Namespace) -> int:
     import zmq
 
     from . import events, strictjson
-    from .sinks import check_address, zmq_socket
+    from .settings import check_address
+    from .sinks import zmq_socket
 
     if args.count is not None and args.count < 1:
         raise UsageError(f"--count {args.count}: must be at least 1")
@@ -423,7 +422,7 @@ def cmd_proxy(args: argparse.Namespace) -> int:
     import threading
 
     from .proxy import Proxy
-    from .sinks import check_address
+    from .settings import check_address
 
     for address in args.connect:
         check_address(address, "--connect")
@@ -542,7 +541,7 @@ def _own_stdio() -> Callable[[], None]:
 
     A closed fd 0/1/2 is reopened on /dev/null (output to a closed stdout is discarded, and no
     file or socket opened later can land on those numbers). ``sys.stderr`` writes through a
-    duplicate of fd 2, so :func:`streamtag.audio.quiet_c_stderr` never swallows streamtag's own lines.
+    duplicate of fd 2, so :func:`streamtag.cstderr.quiet_c_stderr` never swallows streamtag's own lines.
     """
     for fd, flags in ((0, os.O_RDONLY), (1, os.O_WRONLY), (2, os.O_WRONLY)):
         try:
@@ -567,7 +566,7 @@ def _own_stdio() -> Callable[[], None]:
         quiet = sys.stderr.fileno() != 2
     except (AttributeError, OSError, ValueError):  # a replaced stderr without a file descriptor (tests)
         quiet = False
-    from .audio import quiet_decoders
+    from .cstderr import quiet_decoders
     quiet_decoders(quiet)
 
     def restore() -> None:

@@ -37,19 +37,20 @@ _ADDRESS = re.compile(r"^(auto|local|(ray|ray\+\w+|https?)://\S+|[\w.-]+:\d+)$")
 
 
 class _Tagger:
-    """Ray Data actor: one engine, tags a batch of paths (the local tagger, one decode thread)."""
+    """Ray Data actor: one engine, tags a batch of paths (the local tagger, one decode thread, one lane:
+    an actor is one CPU)."""
 
     def __init__(self, settings: dict):
-        from .engine import Engine
+        from .tagger import tag_engine
 
         self.settings = TagSettings(**{**settings, "jobs": 1})
-        self.engine = Engine(self.settings.model, self.settings.provider)
+        self.engine = tag_engine(self.settings)
 
     def __call__(self, batch: dict) -> dict:
         from .tagger import tag_files
 
         jobs = [TagJob(str(p), "") for p in batch["path"]]
-        rows = [_to_wire(r) for r in tag_files(jobs, self.settings, self.engine, want_digest=True)]
+        rows = [_to_wire(r) for r in tag_files(jobs, self.settings, self.engine, want_digest=True, lanes=1)]
         return {"index": list(batch["index"]), "result": rows}
 
 

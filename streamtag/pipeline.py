@@ -13,24 +13,23 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 from . import events
-from .engine import Engine
 from .errors import RuntimeFailure, StreamtagError, UsageError
 from .modelmeta import ModelMeta, resolve_model
-from .settings import ListenSettings
+from .settings import VOTE_MODES, ListenSettings
 from .sinks import Sink, ZmqPublisher
-from .sources import MicSource
 from .station import Batch, Station
-from .vote import VOTE_MODES
+
+if TYPE_CHECKING:
+    from .engine import Engine
 
 LEVEL_INTERVAL = 0.1
 """Seconds between ``streamtag.level`` events (``listen`` only; a monitor sends none)."""
-IDLE_WAIT = 0.1
-"""Longest worker wait for new audio from reader sources (they wake it when they write)."""
-DEVICE_POLL = 0.005
-"""Worker poll interval while a device is captured (an audio callback never signals, it only copies)."""
+IDLE_WAIT = 0.5
+"""Longest worker sleep: sources wake it when a window's input is in, so this only bounds how late a
+device that stopped delivering is noticed."""
 
 
 class Pipeline:
@@ -97,17 +96,16 @@ class Pipeline:
         self._sinks.append(sink)
 
     def start(self) -> None:
-        """Bind the publisher, load the model (warm-up included), open the sources, start the worker.
+        """Bind the publisher, open the sources, load the model (warm-up included), start the worker.
 
-        A monitor station whose input cannot be opened ends at once with its error (the others run);
-        ``listen``'s, or all of a monitor's, raise.
+        Capture starts before the model loads (ONNX Runtime is imported here, not before): the first
+        window fills while the model loads. A monitor station whose input cannot be opened ends at once
+        with its error (the others run); ``listen``'s, or all of a monitor's, raise.
         """
         s = self.settings
         try:
             if s.publish:
                 self._sinks.insert(0, ZmqPublisher(s.publish))
-            self._engine = Engine(s.model, s.provider)
-            self.meta, self.provider = self._engine.meta, self._engine.provider
             for st in self.stations:
                 try:
                     st.open(self._wake.set)
@@ -117,6 +115,9 @@ class Pipeline:
                     st.error = exc
             if all(st.error for st in self.stations):
                 raise self.stations[0].error
+            from .engine import Engine
+            self._engine = Engine(s.model, s.provider, max_batch=s.batch)
+            self.meta, self.provider = self._engine.meta, self._engine.provider
         except BaseException:
             for st in self.stations:
                 if st.source is not None:
@@ -160,7 +161,8 @@ class Pipeline:
 
     def switch_model(self, spec: str) -> ModelMeta:
         """Load another model (raises :class:`UsageError`); the worker swaps it in, capture keeps running."""
-        engine = Engine(spec, self.settings.provider)
+        from .engine import Engine
+        engine = Engine(spec, self.settings.provider, max_batch=self.settings.batch)
         with self._lock:
             self._pending_engine = engine
         self.meta, self.provider = engine.meta, engine.provider
@@ -217,14 +219,13 @@ class Pipeline:
         st.publish(events.STATUS, final)
 
     def _run(self) -> None:
-        self._batch = Batch(self.settings.batch, self._engine.meta.window_samples)
+        self._batch = Batch(self._engine.batch_buffer(self.settings.batch))
         for st in self.stations:
             if st.error is not None:
                 self._end_station(st)
             else:
                 st.build(self._engine, self.vote_mode)
                 self._live.append(st)
-        poll = DEVICE_POLL if any(isinstance(st.source, MicSource) for st in self._live) else IDLE_WAIT
         last_status = time.monotonic()
         while self._live:
             self._wake.clear()
@@ -245,7 +246,9 @@ class Pipeline:
                 for st in self._live:
                     st.publish(events.STATUS, st.status(False, self.provider, self._published))
             if not taken and self._live:
-                self._wake.wait(poll)
+                ready = [st.wake_at() for st in self._live]  # arm every ring first, then sleep unless one is ready
+                if not any(ready):
+                    self._wake.wait(min(IDLE_WAIT, max(0.0, last_status + self.settings.status_interval - now)))
 
     def _apply_requests(self) -> None:
         with self._lock:
@@ -254,7 +257,7 @@ class Pipeline:
         if engine is not None:
             self._classify()
             self._engine = engine
-            self._batch = Batch(self.settings.batch, engine.meta.window_samples)
+            self._batch = Batch(engine.batch_buffer(self.settings.batch))
             for st in self._live:
                 st.build(engine, mode)
         else:
@@ -273,6 +276,6 @@ class Pipeline:
         owners, batch.owners = batch.owners, []
         if not owners or self.paused:
             return
-        probs, detected = self._engine.infer(batch.x[:len(owners)])
+        probs, detected = self._engine.infer(batch.x, len(owners))
         for i, (st, w) in enumerate(owners):
             st.deliver(w, batch.x[i], probs[i], {name: float(d[i]) for name, d in detected.items()})

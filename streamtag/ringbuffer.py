@@ -4,22 +4,36 @@ The producer (an audio callback or a reader thread) and the consumer (the pipeli
 share no lock: each owns one monotonically growing counter (``written`` / ``read``), and a
 counter is only advanced after the samples it covers are in place. Storage and the write-time
 log are allocated once; nothing is allocated per write beyond numpy views.
+
+Neither side polls. The consumer says how many samples it waits for (:meth:`RingBuffer.wake_at`):
+the write that reaches that count calls ``on_data`` once (the worker's wake-up), so an audio
+callback signals once per window, not once per block. A producer waiting for room
+(:meth:`RingBuffer.write_all`) sleeps on an event the consumer sets when it frees some.
 """
 
 from __future__ import annotations
 
+import threading
 import time
+from typing import Callable
 
 import numpy as np
 
 _LOG_SIZE = 8192
 """Writes remembered for :meth:`RingBuffer.write_time` (at 20-ms blocks: ~160 s)."""
 
+_NEVER = 1 << 62
+"""A wake-up count no stream reaches."""
+
+
+def _nothing() -> None:
+    pass
+
 
 class RingBuffer:
     """Fixed-capacity SPSC sample FIFO that counts what it had to drop."""
 
-    def __init__(self, capacity: int):
+    def __init__(self, capacity: int, on_data: Callable[[], None] = _nothing):
         if capacity <= 0:
             raise ValueError("capacity must be positive")
         self.capacity = int(capacity)
@@ -33,6 +47,24 @@ class RingBuffer:
         self._log_end = np.zeros(_LOG_SIZE, dtype=np.int64)
         self._log_time = np.zeros(_LOG_SIZE, dtype=np.float64)
         self._log_n = 0
+        self._on_data = on_data
+        self._wake_at = 0  # the first write wakes the consumer
+        self._room = threading.Event()
+
+    def wake_at(self, count: int) -> bool:
+        """Call ``on_data`` (once) when ``written`` reaches ``count``; True if it already has (then no call).
+
+        Consumer side: set the count, then wait for the wake-up only when this returns False.
+        """
+        self._wake_at = count
+        if self.written >= count:
+            self._wake_at = _NEVER
+            return True
+        return False
+
+    def wake_writer(self) -> None:
+        """End a :meth:`write_all` wait early (the producer then checks its ``stop``)."""
+        self._room.set()
 
     def readable(self) -> int:
         """Samples waiting for the consumer."""
@@ -73,18 +105,21 @@ class RingBuffer:
             self._commit(n)
         return n
 
-    def write_all(self, x: np.ndarray, stop, poll: float = 0.005) -> bool:
+    def write_all(self, x: np.ndarray, stop: Callable[[], bool], timeout: float = 0.5) -> bool:
         """Store all of ``x``, waiting for room (back-pressure for file/pipe sources).
 
-        ``stop()`` is polled while waiting; returns False if it said to stop first.
+        The wait ends when the consumer frees room or :meth:`wake_writer` is called (``timeout`` bounds it);
+        returns False if ``stop()`` said to stop first.
         """
         done = 0
         while done < len(x):
-            done += self.write(x[done:done + self.free()]) if self.free() else 0
-            if done < len(x):
-                if stop():
-                    return False
-                time.sleep(poll)
+            self._room.clear()  # before looking: room freed after this line sets it again
+            if self.free():
+                done += self.write(x[done:done + self.free()])
+            elif stop():
+                return False
+            else:
+                self._room.wait(timeout)
         return True
 
     def _commit(self, n: int) -> None:
@@ -93,6 +128,9 @@ class RingBuffer:
         self._log_time[k] = time.monotonic()
         self._log_n += 1
         self.written += n
+        if self.written >= self._wake_at:
+            self._wake_at = _NEVER
+            self._on_data()
 
     def peek_into(self, out: np.ndarray) -> None:
         """Copy the oldest ``len(out)`` unread samples into ``out`` without consuming them (one copy)."""
@@ -124,12 +162,15 @@ class RingBuffer:
         if n > self.readable():
             raise ValueError("not enough samples")
         self.read += n
+        self._room.set()
 
     def read_into(self, out: np.ndarray) -> int:
         """Consume up to ``len(out)`` samples into ``out``; returns how many."""
         n = min(len(out), self.readable())
         self.peek_into(out[:n])
         self.read += n
+        if n:
+            self._room.set()
         return n
 
     def write_time(self, sample_index: int) -> float | None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import tomllib
 import types
 import typing
@@ -21,17 +22,38 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Mapping
 
-from .audio import MAX_RATE, MIN_RATE
 from .errors import UsageError
-from .sinks import DEFAULT_PUBLISH, check_address
-from .vote import VOTE_MODES
-from .windower import MAX_HOP_SECONDS, MIN_HOP_SECONDS
 
 ENV_PREFIX = "STREAMTAG_"
+MIN_RATE, MAX_RATE = 1000, 768000
+"""Sample rates accepted from a file header, ``--rate`` or a device (Hz)."""
+MIN_HOP_SECONDS = 0.1
+"""Smallest hop ``--hop`` accepts."""
+MAX_HOP_SECONDS = 3600.0
+"""Largest hop ``--hop`` accepts (a hop longer than the window leaves unanalysed gaps between windows)."""
+VOTE_MODES = ("ema", "soft", "hard")
+"""``--vote`` choices (:class:`streamtag.vote.Vote`)."""
+DEFAULT_PUBLISH = "tcp://127.0.0.1:5556"
+"""Default ``--publish`` address."""
+_TCP = re.compile(r"tcp://(\[[0-9A-Fa-f:.]+\]|[^\s:/\[\]]+):([0-9]{1,5})")
 PROVIDER_CHOICES = ("auto", "cuda", "cpu")
 PCM_FORMATS = ("s16le", "f32le")
 LOG_SUFFIXES = (".db", ".csv", ".jsonl")
 """Segment log formats, by file extension: SQLite, CSV, JSON lines."""
+
+
+def check_address(address: str, what: str) -> None:
+    """Raise :class:`UsageError` unless ``address`` is ``tcp://HOST:PORT`` (port 1..65535) or ``ipc://PATH``.
+
+    ZeroMQ itself would bind port 99999 as a random port, or ignore junk after the port.
+    """
+    m = _TCP.fullmatch(address)
+    if m and 1 <= int(m.group(2)) <= 65535:
+        return
+    if address.startswith("ipc://") and len(address) > 6 and address.isprintable():
+        return
+    raise UsageError(f"{what} {address!r}: expected tcp://HOST:PORT (port 1..65535) or ipc://PATH")
+
 
 BOUNDS: dict[str, tuple[float, float, str]] = {
     "hop": (MIN_HOP_SECONDS, MAX_HOP_SECONDS, " s"),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import sys
 from typing import Protocol, TextIO
 
@@ -11,24 +10,7 @@ import zmq
 from . import events, strictjson
 from .clock import fmt_stream_time
 from .errors import OutputClosed, RuntimeFailure, UsageError
-
-DEFAULT_PUBLISH = "tcp://127.0.0.1:5556"
-"""Default ``--publish`` address."""
-
-_TCP = re.compile(r"tcp://(\[[0-9A-Fa-f:.]+\]|[^\s:/\[\]]+):([0-9]{1,5})")
-
-
-def check_address(address: str, what: str) -> None:
-    """Raise :class:`UsageError` unless ``address`` is ``tcp://HOST:PORT`` (port 1..65535) or ``ipc://PATH``.
-
-    ZeroMQ itself would bind port 99999 as a random port, or ignore junk after the port.
-    """
-    m = _TCP.fullmatch(address)
-    if m and 1 <= int(m.group(2)) <= 65535:
-        return
-    if address.startswith("ipc://") and len(address) > 6 and address.isprintable():
-        return
-    raise UsageError(f"{what} {address!r}: expected tcp://HOST:PORT (port 1..65535) or ipc://PATH")
+from .settings import DEFAULT_PUBLISH
 
 
 def zmq_socket(ctx: zmq.Context, kind: int, address: str) -> zmq.Socket:

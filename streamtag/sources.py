@@ -85,12 +85,13 @@ class Source:
         self._buffer_seconds = 20.0
 
     def start(self, buffer_seconds: float, wake: Callable[[], None] = _noop) -> None:
-        """Begin writing; ``wake()`` is called after new audio or notes. Raises :class:`UsageError` if the
+        """Begin writing; ``wake()`` is called when the ring holds what the worker waits for
+        (:meth:`RingBuffer.wake_at`), after notes and at the end. Raises :class:`UsageError` if the
         input cannot be opened."""
         raise NotImplementedError
 
     def _make_ring(self) -> None:
-        self.ring = RingBuffer(int(self._buffer_seconds * self.rate))
+        self.ring = RingBuffer(int(self._buffer_seconds * self.rate), on_data=self._wake)
 
     def _note(self, kind: str, payload: object) -> None:
         self.notes.append((self.ring.written if self.ring is not None else 0, kind, payload))
@@ -138,7 +139,8 @@ class MicSource(Source):
         """Audio callbacks so far."""
 
     def _callback(self, indata, frames, time_info, status) -> None:
-        # Runs on PortAudio's thread: no locks, no logging, no new buffers (the worker polls the ring).
+        # Runs on PortAudio's thread: no logging, no new buffers; the ring wakes the worker (an event's set)
+        # only on the write that completes what it waits for (a window, or the level meter's next block)
         if status.input_overflow:
             self.overflows += 1
         self.ring.write_mixed(indata)
@@ -146,7 +148,7 @@ class MicSource(Source):
 
     def start(self, buffer_seconds: float, wake: Callable[[], None] = _noop) -> None:
         """Open and start the input stream, then wait for its first callback."""
-        self._buffer_seconds = buffer_seconds
+        self._buffer_seconds, self._wake = buffer_seconds, wake
         self._make_ring()
         sd = self._sd
         try:
@@ -235,7 +237,6 @@ class _ReaderSource(Source):
         """Store all of ``mono`` (waiting for room, never dropping), then pace; False when stopped."""
         if not self.ring.write_all(mono, self._stop.is_set):
             return False
-        self._wake()
         if self.paced:
             if self._pacer is None:
                 self._pacer = _Pacer(self.rate, self._stop)
@@ -272,6 +273,8 @@ class _ReaderSource(Source):
     def stop(self) -> None:
         """Ask the reader to stop (a thread blocked on a pipe is a daemon and dies with the process)."""
         self._stop.set()
+        if self.ring is not None:
+            self.ring.wake_writer()
         self._wake()
 
 

@@ -10,19 +10,21 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
 from . import events
 from .audio import StreamResampler, sanitize
-from .engine import Engine
 from .errors import StreamtagError, UsageError
 from .segments import Segments
 from .settings import ListenSettings
 from .sources import OUTAGE, TITLE, Source, open_source
 from .vote import Vote, rms_dbfs
 from .windower import Window, Windower
+
+if TYPE_CHECKING:
+    from .engine import Engine
 
 DRAIN_SECONDS = 0.25
 """Most input audio a station takes from its ring per worker step."""
@@ -33,10 +35,13 @@ Publish = Callable[[str, dict], None]
 
 
 class Batch:
-    """Windows from any station waiting for one model run: ``x[i]`` belongs to ``owners[i]``."""
+    """Windows from any station waiting for one model run: ``x[i]`` belongs to ``owners[i]``.
 
-    def __init__(self, size: int, window_samples: int):
-        self.x = np.zeros((size, window_samples), dtype=np.float32)
+    ``x`` is allocated once (by the engine: page-locked on CUDA); windows are cut straight into its rows.
+    """
+
+    def __init__(self, x: np.ndarray):
+        self.x = x
         self.owners: list[tuple[Station, Window]] = []
 
     @property
@@ -198,6 +203,8 @@ class Station:
             self.error = UsageError(f"{src.description}: no audio samples")
 
     def _push(self, y: np.ndarray, batch: Batch, classify: Callable[[], None]) -> None:
+        """Push resampled samples; cut every window they complete, and the next one too when the resampler
+        can already give its last samples (:meth:`StreamResampler.preview`: no wait for soxr's held-back output)."""
         if len(y):
             self.windower.push(y)
         while True:
@@ -205,8 +212,31 @@ class Station:
                 classify()
             w = self.windower.pull_into(batch.row())
             if w is None:
-                return
+                break
             batch.add(self, w)
+        need = self.windower.missing()
+        if need and need <= self.resampler.previewable():
+            tail = self.resampler.preview(need)
+            w = self.windower.pull_into(batch.row(), tail) if tail is not None else None
+            if w is not None:
+                batch.add(self, w)
+
+    def wake_at(self) -> bool:
+        """Ask the source's ring to wake the worker once the next window can be cut (or the level meter's
+        next block is in); True if that input is already there (then no wake-up comes)."""
+        src = self.source
+        if src is None or src.ring is None:
+            return False
+        if self.windower is None:
+            return src.ring.wake_at(self.consumed + 1)
+        rs, rate = self.resampler, src.rate
+        out_needed = rs.emitted + self.windower.missing()  # resampler output index that completes the window
+        need = -(-out_needed * rs.from_rate // rs.to_rate) + rs.lookahead - rs.consumed  # more input, this rate
+        if self.level_interval is not None:
+            need = min(need, max(1, int(self.level_interval * rate) - self.metered))
+        if self.limit is not None:
+            need = min(need, max(1, self.limit - self.consumed))
+        return src.ring.wake_at(self.consumed + max(1, need))
 
     def _apply_notes(self) -> None:
         notes = self.source.notes if self.source is not None else ()

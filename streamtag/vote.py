@@ -7,8 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-VOTE_MODES = ("ema", "soft", "hard")
-"""``--vote`` choices."""
+from .settings import VOTE_MODES
 
 SILENCE = "silence"
 """Genre reported for windows whose RMS is below the silence threshold."""

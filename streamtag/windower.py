@@ -8,11 +8,6 @@ import numpy as np
 
 from .ringbuffer import RingBuffer
 
-MIN_HOP_SECONDS = 0.1
-"""Smallest hop ``--hop`` accepts."""
-MAX_HOP_SECONDS = 3600.0
-"""Largest hop ``--hop`` accepts (a hop longer than the window leaves unanalysed gaps between windows)."""
-
 
 @dataclass(frozen=True)
 class Window:
@@ -75,12 +70,23 @@ class Windower:
             self._ring.skip(n)
             self._skip -= n
 
-    def pull_into(self, out: np.ndarray) -> Window | None:
-        """Copy the next full window into ``out`` (length ``window``) and return where it is, or None."""
-        if self._skip or self._ring.readable() < self.window:
+    def missing(self) -> int:
+        """Samples still to push before the next window is complete (0 when :meth:`pull_into` has one)."""
+        return max(0, self._skip + self.window - self._ring.readable())
+
+    def pull_into(self, out: np.ndarray, tail: np.ndarray | None = None) -> Window | None:
+        """Copy the next full window into ``out`` (length ``window``) and return where it is, or None.
+
+        ``tail``: the samples that will be pushed next, known early (a resampler's preview); a window
+        they complete is cut now, from the samples held and the first :meth:`missing` of ``tail``.
+        """
+        held, need = self._ring.readable(), self.missing()
+        if need and (self._skip or tail is None or len(tail) < need):
             return None
         start = self._ring.read
-        self._ring.peek_into(out)
+        self._ring.peek_into(out[:min(held, self.window)])
+        if need:
+            out[held:] = tail[:need]
         self._skip = self.hop
         self._skip_pending()
         self._last_end = start + self.window

@@ -21,6 +21,8 @@ TINY_ONNX = REPO / "tests" / "data" / "tiny.onnx"
 """A tiny real ONNX graph (16 kHz, 1-s window, ten logits), made by ``tests/data/make_tiny_onnx.py``."""
 REAL_MODEL = "audioset-zeroshot"
 """The shipped AudioSet zero-shot model: tests that check "the right genre" use it on real clips."""
+SHARED = Path(os.environ.get("STREAMTAG_SHARED", REPO.parent / "shared"))
+"""The shared data folder (real music: ``data/gtzan-mini``)."""
 GENRES = ("blues", "classical", "country", "disco", "hiphop", "jazz", "metal", "pop", "reggae", "rock")
 
 
@@ -64,6 +66,24 @@ def real_model() -> str:
     if not (REPO / "models" / f"{REAL_MODEL}.onnx").is_file():
         pytest.skip(f"models/{REAL_MODEL}.onnx not exported yet")
     return REAL_MODEL
+
+
+@pytest.fixture(scope="session")
+def music():
+    """``music(rate, genre="rock", n=0)``: a real gtzan-mini track (~30 s) as mono float32 at ``rate`` Hz."""
+    from streamtag.audio import load_mono
+
+    cache = {}
+
+    def load(rate: int, genre: str = "rock", n: int = 0):
+        path = SHARED / "data" / "gtzan-mini" / genre / f"{genre}.{n:05d}.flac"
+        if not path.is_file():
+            pytest.fail(f"shared data missing: {path} (set STREAMTAG_SHARED)")
+        if (rate, path) not in cache:
+            cache[rate, path] = load_mono(path, rate)
+        return cache[rate, path]
+
+    return load
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ from textual.widgets import Footer
 
 from ..errors import StreamtagError
 from ..modelmeta import ModelMeta, installed_models
-from ..vote import VOTE_MODES
+from ..settings import VOTE_MODES
 from .changes import ChangeList
 from .cpu import CpuMeter
 from .genre_bars import GenreBars

@@ -10,7 +10,8 @@ import zmq
 
 from streamtag import events
 from streamtag.errors import UsageError
-from streamtag.sinks import ConsoleSink, ZmqPublisher, check_address
+from streamtag.settings import check_address
+from streamtag.sinks import ConsoleSink, ZmqPublisher
 
 EVENT = events.genre_event(stream="s", seq=0, t_start=0.0, t_end=3.0, genre="jazz", confidence=0.8,
                            raw_genre="jazz", probs={"jazz": 0.8, "rock": 0.2}, latency_ms=5.0, model="m")

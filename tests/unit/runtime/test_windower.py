@@ -1,5 +1,6 @@
 """Windower: window count and positions for a given hop, chunked pushes, zero-padding of short streams,
-hops longer than the window, and the end-aligned last window that covers a stream's tail."""
+hops longer than the window, the end-aligned last window that covers a stream's tail, and windows cut early
+from samples known before they are pushed."""
 
 import numpy as np
 import pytest
@@ -74,3 +75,32 @@ def test_every_sample_is_covered_for_any_length_hop_and_chunk():
                     for w, _ in found:
                         covered.update(range(w.start, w.end))
                     assert covered == set(range(total))
+
+
+@pytest.mark.parametrize("chunk, hop", [(7, 10), (3, 50), (23, 10)])
+def test_windows_cut_early_from_a_known_tail_are_the_ones_cut_later(chunk, hop):
+    """``pull_into(out, tail)``: the samples about to be pushed complete the window now; the same windows come
+    out, each as soon as its missing samples are known, none twice."""
+    total, window, early = 300, 30, 4  # up to ``early`` samples are known before they are pushed
+    x = np.arange(total, dtype=np.float32)
+    w = Windower(10, window, hop, max_push=chunk)
+    out = np.zeros(window, dtype=np.float32)
+    found, cut_early = [], 0
+    for i in range(0, total, chunk):
+        w.push(x[i:i + chunk])
+        pushed = min(total, i + chunk)
+        while (win := w.pull_into(out)) is not None:
+            found.append((win, out.copy()))
+        need = w.missing()
+        if 0 < need <= min(early, total - pushed):
+            assert w.pull_into(out, x[pushed:pushed + need - 1]) is None  # one sample short: no window
+            win = w.pull_into(out, x[pushed:pushed + early])
+            assert win is not None and win.end == pushed + need
+            found.append((win, out.copy()))
+            cut_early += 1
+    if (win := w.finish(out)) is not None:
+        found.append((win, out.copy()))
+    assert cut_early > 0
+    assert [(f[0].start, f[0].end) for f in found] == [(f[0].start, f[0].end) for f in _windows(total, chunk, hop=hop)]
+    for win, data in found:
+        assert data.tolist() == list(range(win.start, win.end))
