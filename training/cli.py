@@ -1,4 +1,4 @@
-"""``python -m training train|cv|evaluate|compare|tune|export``: the training command line.
+"""``python -m training train|cv|evaluate|ensemble|compare|tune|export``: the training command line.
 
 Bad input gives one line on stderr and exit status 2 (see :mod:`streamtag.errors`).
 """
@@ -24,7 +24,7 @@ SPLIT_WORDS = {"group": "artist-grouped (no artist in two folds)", "stratified":
 
 
 def _run_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--arch", help="architecture (cnn, resnet18, resnet34, mixer, mobilenet)")
+    p.add_argument("--arch", help="architecture (cnn, resnet18, resnet34, mixer, raw1d, wavelet, mobilenet)")
     p.add_argument("--config", help="TOML config, e.g. configs/train/<arch>.toml")
     p.add_argument("--data", action="append", default=[], metavar="DIR",
                    help="GTZAN-layout folder <genre>/<file>; repeat to train on several sources")
@@ -72,16 +72,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-folds", type=int, help="only the first N folds")
     p.add_argument("--cache", help="decoded-audio cache folder")
     p.add_argument("--out", help="report folder (default: <run>/eval, or runs/<arch>-eval)")
+    p = sub.add_parser("ensemble", help="combine runs' window probabilities fold by fold (same folds) and score them")
+    p.add_argument("runs", nargs="+", help="run folders (cv, evaluate --split or train) with saved window predictions")
+    p.add_argument("--vote", choices=("soft", "hard"), default="soft",
+                   help="per window: mean of the members' probabilities (soft) or majority of their argmaxes (hard)")
+    p.add_argument("--out", help="report folder (default: runs/ensemble-<vote>)")
     p = sub.add_parser("compare", help="Markdown table over run folders")
     p.add_argument("runs", nargs="+", help="run folders (cv.json or summary.json)")
     p.add_argument("--models", default="models", help="folder of exported models (ONNX size, CPU ms)")
-    p.add_argument("--per-class", action="store_true", help="add a table of per-genre track accuracy")
+    p.add_argument("--per-class", action="store_true",
+                   help="add a table of per-genre track accuracy (pooled test folds), all tracks and the macro mean")
     p.add_argument("--out", help="write the table here as well as to stdout")
     p = sub.add_parser("export", help="export a run's best model to <out>/<name>.onnx + .json")
-    p.add_argument("--run", required=True)
-    p.add_argument("--name", help="model name (default: the run's arch)")
-    p.add_argument("--cv", help="cv run folder whose cv.json figures go into the metadata")
+    p.add_argument("--run", required=True, action="append",
+                   help="run folder; repeat to export the late fusion (mean probability) of several runs")
+    p.add_argument("--name", help="model name (default: the run's arch, or the archs joined by +)")
+    p.add_argument("--cv", help="cv (or ensemble) folder whose cv.json figures go into the metadata")
     p.add_argument("--out", default="models")
+    p.add_argument("--max-mb", type=float, default=50.0, help="refuse a larger ONNX file (default 50)")
     return ap
 
 
@@ -212,13 +220,37 @@ def cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ensemble(args: argparse.Namespace) -> int:
+    from .ensemble import ensemble
+
+    cv = ensemble(args.runs, args.vote, args.out or f"runs/ensemble-{args.vote}")
+    keys = ("valid_track_acc", "test_window_acc", "test_track_soft_acc", "test_track_hard_acc")
+    print(json.dumps({"vote": args.vote, **{k: cv[k]["mean"] for k in keys}, "best_member": cv.get("best_member"),
+                      "gain_over_best_member": cv.get("gain_over_best_member")}))
+    return 0
+
+
+def _training_record(run: Path, rc) -> dict:
+    summary = json.loads((run / "summary.json").read_text()) if (run / "summary.json").is_file() else {}
+    return {"data": [Path(p).name for p in rc.data], "split": rc.split, "epochs_run": summary.get("epochs_run"),
+            "train_seconds": summary.get("train_seconds"), "config": rc.to_dict()}
+
+
 def cmd_export(args: argparse.Namespace) -> int:
+    from .ensemble import LateFusion
     from .export import export_onnx
 
-    run = Path(args.run)
-    rc, labels, model = _load_run_model(run)
-    name = args.name or rc.arch
-    summary = json.loads((run / "summary.json").read_text()) if (run / "summary.json").is_file() else {}
+    if args.max_mb <= 0:
+        raise UsageError(f"--max-mb must be positive, got {args.max_mb}")
+    runs = [Path(r) for r in args.run]
+    loaded = [_load_run_model(run) for run in runs]
+    if len(loaded) == 1:
+        rc, _, model = loaded[0]
+        training = _training_record(runs[0], rc)
+    else:
+        model = LateFusion([m for _, _, m in loaded])
+        training = {"late_fusion": [{"run": str(run), **_training_record(run, rc)} for run, (rc, _, _) in zip(runs, loaded)]}
+    name = args.name or model.arch
     metrics: dict = {}
     if args.cv:
         cv_file = Path(args.cv) / "cv.json"
@@ -230,16 +262,16 @@ def cmd_export(args: argparse.Namespace) -> int:
                                f"validation fold i+1; data {', '.join(Path(p).name for p in cv['data'])}",
                    **{k: cv[k] for k in ("valid_track_acc", "test_window_acc", "test_track_soft_acc",
                                          "test_track_hard_acc", "test_track_macro_f1", "per_source")}}
-    training = {"data": [Path(p).name for p in rc.data], "split": rc.split, "epochs_run": summary.get("epochs_run"),
-                "train_seconds": summary.get("train_seconds"), "config": rc.to_dict()}
-    onnx_path, _ = export_onnx(model, args.out, name, metrics=metrics, training=training)
-    (run / "export.json").write_text(json.dumps({"name": name, "onnx": str(onnx_path)}) + "\n")
+    onnx_path, _ = export_onnx(model, args.out, name, metrics=metrics, training=training,
+                               max_bytes=int(args.max_mb * 2**20))
+    if len(runs) == 1:  # how `compare` finds the run's exported model (a fusion belongs to no one run)
+        (runs[0] / "export.json").write_text(json.dumps({"name": name, "onnx": str(onnx_path)}) + "\n")
     print(onnx_path)
     return 0
 
 
-COMMANDS = {"train": cmd_train, "cv": cmd_cv, "tune": cmd_tune, "evaluate": cmd_evaluate, "compare": cmd_compare,
-            "export": cmd_export}
+COMMANDS = {"train": cmd_train, "cv": cmd_cv, "tune": cmd_tune, "evaluate": cmd_evaluate, "ensemble": cmd_ensemble,
+            "compare": cmd_compare, "export": cmd_export}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

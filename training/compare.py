@@ -79,13 +79,19 @@ def compare(run_dirs: Sequence[str | Path], models_dir: str | Path = "models") -
 
 
 def per_class_table(run_dirs: Sequence[str | Path]) -> str:
-    """Markdown: track-level (soft vote) accuracy per genre, pooled over each run's test folds."""
+    """Markdown: track-level (soft vote) accuracy per genre, pooled over each run's test folds, then over
+    every track (``all``) and the mean over the genres that have tracks (``macro``)."""
     runs = [load_run(r) for r in run_dirs]
     labels = next((r["labels"] for r in runs if r.get("labels")), [])
-    lines = ["| run | " + " | ".join(labels) + " |", "|" + "---|" * (len(labels) + 1)]
+    lines = ["| run | " + " | ".join(labels) + " | all | macro |", "|" + "---|" * (len(labels) + 3)]
     for run in runs:
         cm = run.get("confusion") or []
-        cells = [f"{100 * cm[i][i] / sum(cm[i]):.0f} ({cm[i][i]}/{sum(cm[i])})" if i < len(cm) and sum(cm[i]) else "–"
-                 for i in range(len(labels))]
+        rows = [(cm[i][i], sum(cm[i])) for i in range(len(labels)) if i < len(cm)]
+        cells = [f"{100 * c / n:.0f} ({c}/{n})" if n else "–" for c, n in rows]
+        cells += ["–"] * (len(labels) - len(cells))
+        correct, total = sum(c for c, _ in rows), sum(n for _, n in rows)
+        rates = [c / n for c, n in rows if n]
+        cells += [f"{100 * correct / total:.1f} ({correct}/{total})" if total else "–",
+                  f"{100 * sum(rates) / len(rates):.1f}" if rates else "–"]
         lines.append(f"| {run['run']} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

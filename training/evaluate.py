@@ -18,6 +18,9 @@ from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
 from .data import Track
 
+PREDICTIONS = "predictions.npz"
+"""File beside each ``report.json`` holding the window logits it was computed from (for ensembles)."""
+
 
 @dataclass
 class Predictions:
@@ -42,6 +45,38 @@ def predict(model: torch.nn.Module, loader, device: str | torch.device = "cpu") 
         ys.append(np.asarray(y))
         ts.append(np.asarray(batch[2]) if len(batch) > 2 else np.arange(len(y)) + sum(len(a) for a in ys[:-1]))
     return Predictions(np.concatenate(logits), np.concatenate(ys), np.concatenate(ts))
+
+
+@dataclass
+class SavedPredictions:
+    """What :func:`save_predictions` wrote: window predictions plus the tracks and labels they index."""
+
+    preds: Predictions
+    tracks: list[Track]
+    labels: tuple[str, ...]
+    window_start: np.ndarray
+    """``(N,)`` start of each window in seconds."""
+
+
+def save_predictions(preds: Predictions, tracks: Sequence[Track], labels: Sequence[str], window_start: np.ndarray,
+                     path: str | Path) -> None:
+    """Write window logits, their tracks (key, source, genre, group, path) and labels to ``path`` (``.npz``)."""
+    np.savez_compressed(
+        path, logits=preds.logits.astype(np.float32), labels=preds.labels, track_index=preds.track_index,
+        window_start=np.asarray(window_start, dtype=np.float64), class_names=np.array(list(labels)),
+        track_path=np.array([str(t.path) for t in tracks]), track_genre=np.array([t.genre for t in tracks]),
+        track_source=np.array([t.source for t in tracks]), track_group=np.array([t.group for t in tracks]),
+        track_key=np.array([t.key for t in tracks]))
+
+
+def load_predictions(path: str | Path) -> SavedPredictions:
+    """Read a :func:`save_predictions` file."""
+    with np.load(path) as z:
+        tracks = [Track(path=Path(p), genre=str(g), source=str(s), group=str(gr), key=str(k))
+                  for p, g, s, gr, k in zip(z["track_path"], z["track_genre"], z["track_source"], z["track_group"],
+                                            z["track_key"])]
+        return SavedPredictions(Predictions(z["logits"], z["labels"], z["track_index"]), tracks,
+                                tuple(str(c) for c in z["class_names"]), z["window_start"])
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:
@@ -157,6 +192,29 @@ def plot_history(history: Sequence[dict[str, float]], path: str | Path) -> None:
     b.set_xlabel("epoch")
     a.legend(fontsize=8)
     b.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+
+
+def plot_cv_history(histories: Sequence[Sequence[dict[str, float]]], path: str | Path, title: str = "") -> None:
+    """Save one PNG of every fold's learning curves: losses, and training vs validation-track accuracy."""
+    plt = _pyplot()
+    fig, (a, b) = plt.subplots(1, 2, figsize=(9, 3.5), dpi=80)
+    for i, history in enumerate(histories):
+        ep, colour = [h["epoch"] for h in history], f"C{i}"
+        a.plot(ep, [h.get("train_loss", np.nan) for h in history], color=colour)
+        a.plot(ep, [h.get("valid_loss", np.nan) for h in history], color=colour, ls="--")
+        b.plot(ep, [h.get("train_acc", np.nan) for h in history], color=colour, label=f"fold {i}")
+        b.plot(ep, [h.get("valid_track_acc", np.nan) for h in history], color=colour, ls="--")
+    a.set_title("loss (solid: train, dashed: validation)", fontsize=9)
+    b.set_title("accuracy (solid: train crops, dashed: validation tracks)", fontsize=9)
+    for ax in (a, b):
+        ax.set_xlabel("epoch")
+    b.set_ylim(0, 1)
+    b.legend(fontsize=7, ncol=2)
+    if title:
+        fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

@@ -21,7 +21,8 @@ from streamtag.errors import UsageError
 
 from .augment import AugmentConfig
 from .data import AudioCache, DataConfig, Track, WindowDataset, discover, label_set, make_loader
-from .evaluate import evaluate, plot_confusion, plot_history, predict, write_json
+from .evaluate import (PREDICTIONS, evaluate, plot_confusion, plot_cv_history, plot_history, predict, save_predictions,
+                       write_json)
 from .models import GenreNet, build_model
 from .splits import Split, make_splits
 from .trainer import TrainConfig, Trainer
@@ -156,7 +157,8 @@ def run_split(rc: RunConfig, tracks: Sequence[Track], labels: Sequence[str], spl
     """Train on ``split.train`` (early stopping on ``split.valid``), then score ``split.test``.
 
     Writes ``config.json``, ``train.log``, ``history.json``, ``best.pt``, ``history.png`` and, with
-    a test set, ``report.json`` + ``confusion.png``. Returns a summary dict (also ``summary.json``).
+    a test set, ``report.json`` + ``predictions.npz`` + ``confusion.png`` (the validation set's under
+    ``valid/``). Returns a summary dict (also ``summary.json``).
     ``test=False`` (tuning) never touches the test tracks.
     """
     run_dir = Path(run_dir)
@@ -185,6 +187,9 @@ def run_split(rc: RunConfig, tracks: Sequence[Track], labels: Sequence[str], spl
         "epochs_run": len(result.history), "train_seconds": result.seconds, "epoch_seconds": result.epoch_seconds,
         "valid_track_acc": best.get("valid_track_acc"), "valid_acc": best.get("valid_acc"),
     }
+    if test and split.valid:  # the best model's validation windows, kept for choosing ensembles (valid/)
+        score(model, [tracks[i] for i in split.valid], labels, dcfg, run_dir / "valid",
+              f"{rc.arch} {split.name} validation", trainer.device)
     if test and split.test:
         t0 = time.perf_counter()
         report = score(model, [tracks[i] for i in split.test], labels, dcfg, run_dir, f"{rc.arch} {split.name}",
@@ -200,9 +205,12 @@ def score(model: torch.nn.Module, tracks: Sequence[Track], labels: Sequence[str]
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     ds = WindowDataset(tracks, labels, AudioCache(dcfg.cache_dir, dcfg.sample_rate), dcfg, train=False)
-    report = evaluate(predict(model, make_loader(ds, EVAL_BATCH, train=False), device), ds.tracks, labels)
+    preds = predict(model, make_loader(ds, EVAL_BATCH, train=False), device)
+    report = evaluate(preds, ds.tracks, labels)
     report["title"] = title
     write_json(report, out_dir / "report.json")
+    starts = np.array([start for _, start in ds.items], dtype=np.float64) / dcfg.sample_rate
+    save_predictions(preds, ds.tracks, labels, starts, out_dir / PREDICTIONS)
     plot_confusion(report["track_soft"]["confusion"], labels, out_dir / "confusion.png", f"{title} track (soft vote)")
     return report
 
@@ -259,7 +267,8 @@ def _mean_std(values: Sequence[float]) -> dict[str, float]:
 
 
 def run_cv(rc: RunConfig, run_dir: str | Path, max_folds: int | None = None, resume: bool = False) -> dict[str, Any]:
-    """Train and test each fold (``fold<i>/``; at most ``max_folds``) and write the aggregate ``cv.json``."""
+    """Train and test each fold (``fold<i>/``; at most ``max_folds``); write the aggregate ``cv.json`` and
+    ``confusion.png``, and every fold's learning curves in one ``history.png``."""
     run_dir = Path(run_dir)
     tracks, labels = tracks_and_labels(rc)
     splits = make_splits(tracks, rc.split, rc.folds, rc.seed, rc.split_dir)
@@ -279,6 +288,8 @@ def run_cv(rc: RunConfig, run_dir: str | Path, max_folds: int | None = None, res
               data=rc.data, n_tracks=len(tracks))
     write_json(cv, run_dir / "cv.json")
     plot_confusion(cv["confusion"], labels, run_dir / "confusion.png", f"{rc.arch} {rc.split} CV, track (soft vote)")
+    plot_cv_history([json.loads((run_dir / f"fold{i}" / "history.json").read_text()) for i in range(len(splits))],
+                    run_dir / "history.png", f"{rc.arch} {rc.split} CV: learning curves of every fold")
     return cv
 
 

@@ -2,7 +2,8 @@
 
 The graph takes ``waveform (batch, window_samples)`` and returns ``logits``, front end inside.
 Every export is checked: ONNX Runtime (CPU) must reproduce torch's logits on real audio windows
-within ``tolerance``, otherwise the files are deleted and :class:`ExportParityError` is raised.
+within ``tolerance``, otherwise the files are deleted and :class:`ExportParityError` is raised;
+a model using an operation the exporter cannot convert raises :class:`NotExportableError` naming it.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import logging
+import re
 import subprocess
 import time
 import warnings
@@ -92,14 +94,38 @@ def cpu_ms_per_window(path: Path, window_samples: int, batch: int, repeats: int 
     return float(np.median(times) * 1000 / batch)
 
 
+class NotExportableError(RuntimeFailure):
+    """The model uses an operation the ONNX exporter cannot convert (named in the message)."""
+
+
+_MISSING_OP = re.compile(r"No ONNX function found for <OpOverload\(op='([\w.]+)'[^>]*>\.(?: Failure message: ([^\n]+))?")
+_FAILED_NODE = re.compile(r"target=torch\.ops\.([\w.]+)")
+
+
+def _failing_op(exc: BaseException) -> str:
+    """The operator an exporter error is about, with the exporter's reason, as one line."""
+    text = "\n".join(str(e) for e in (exc, exc.__cause__, exc.__context__) if e is not None)
+    m = _MISSING_OP.search(text)
+    if m:
+        return f"no ONNX conversion for operator {m.group(1)}" + (f" ({m.group(2).strip()})" if m.group(2) else "")
+    m = _FAILED_NODE.search(text)
+    if m:
+        return f"cannot convert operator {m.group(1)}"
+    first = next((line.strip() for line in text.splitlines() if line.strip()), type(exc).__name__)
+    return first[:200]
+
+
 def _write_graph(model: GenreNet, path: Path) -> None:
     example = torch.zeros(2, model.window_samples)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(model, (example,), str(path), input_names=["waveform"],
-                          output_names=list(getattr(model, "output_names", ("logits",))),
-                          dynamic_shapes={"wave": {0: torch.export.Dim("batch")}}, opset_version=OPSET,
-                          dynamo=True, external_data=False, verbose=False)
+        try:
+            torch.onnx.export(model, (example,), str(path), input_names=["waveform"],
+                              output_names=list(getattr(model, "output_names", ("logits",))),
+                              dynamic_shapes={"wave": {0: torch.export.Dim("batch")}}, opset_version=OPSET,
+                              dynamo=True, external_data=False, verbose=False)
+        except torch.onnx.OnnxExporterError as exc:
+            raise NotExportableError(f"{path.name}: not exportable to ONNX: {_failing_op(exc)}") from None
     onnx.checker.check_model(str(path))
 
 
@@ -168,6 +194,7 @@ def export_onnx(model: GenreNet, out_dir: str | Path, name: str, *, metrics: dic
             **(provenance or {}),
             "weights": {Path(w).name: sha256(w) for w in weights},
             "parameters": sum(p.numel() for p in model.parameters()),
+            "graph_frontend": model.frontend_description(),
             "onnx_sha256": sha256(onnx_path), "onnx_bytes": onnx_path.stat().st_size,
             "parity_max_abs_diff": max_diff, "parity_windows": int(len(windows)),
             "exported_utc": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),

@@ -1,7 +1,7 @@
 """Generic supervised trainer: AdamW + OneCycle, clipping, early stopping, checkpoints, resume.
 
 Works for a full :class:`GenreNet` on waveforms (SpecAugment between ``frontend`` and
-``backbone``) and for any small module on cached features. Batches are ``(x, y)`` or
+``backbone`` when the front end makes an image) and for any small module on cached features. Batches are ``(x, y)`` or
 ``(x, y, track_index)``; with a track index, early stopping watches track-level (soft-vote)
 validation accuracy.
 
@@ -123,7 +123,9 @@ class Trainer:
             return self.model(x)
         x = wave_augment(x, self.augment, self.gen)
         spec = self.model.frontend(x)
-        return self.model.backbone(spec_augment(spec, self.augment, self.gen))
+        if spec.dim() == 4:  # an image (log-mel, scalogram): SpecAugment masks; a waveform passes as it is
+            spec = spec_augment(spec, self.augment, self.gen)
+        return self.model.backbone(spec)
 
     def _train_epoch(self, loader, opt, sched, scaler, progress, task) -> tuple[float, float]:
         self.model.train()

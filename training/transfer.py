@@ -375,6 +375,10 @@ class FusedNet(nn.Module):
         """Samples in one input window (at :data:`training.backbones.RATE`)."""
         return int(round(self.window_seconds * RATE))
 
+    def frontend_description(self) -> dict:
+        """``{"kind": "backbones", "backbones": {name: its front end}}`` (each backbone's own, in the graph)."""
+        return {"kind": "backbones", "backbones": {b.name: b.frontend.describe() for b in self.backbones}}
+
     def forward(self, wave: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
         embeddings = [b(wave) for b in self.backbones]
         logits = self.head(torch.cat(embeddings, dim=1))

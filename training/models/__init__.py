@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import partial
 from typing import Callable, Sequence
 
-from . import cnn, mixer, mobilenet, musicnn, resnet
+from . import cnn, mixer, mobilenet, musicnn, raw1d, resnet, wavelet
 from .genrenet import WINDOW_SECONDS, GenreNet
 
 ARCHS: dict[str, Callable[..., GenreNet]] = {
@@ -13,6 +13,8 @@ ARCHS: dict[str, Callable[..., GenreNet]] = {
     "resnet18": partial(resnet.build, depth=18),
     "resnet34": partial(resnet.build, depth=34),
     "mixer": mixer.build,
+    "raw1d": raw1d.build,
+    "wavelet": wavelet.build,
     "mobilenet": mobilenet.build,
     "audioset-zeroshot": partial(mobilenet.build, head="audioset", arch="audioset-zeroshot"),
     "musicnn-zeroshot": musicnn.build_zeroshot,

@@ -9,7 +9,7 @@ from torch import nn
 
 from streamtag.modelmeta import FrontEnd
 
-from ..frontend import LogMel, frame_count
+from ..frontend import LogMel
 
 WINDOW_SECONDS = 3.0
 """Every model classifies 3-s windows."""
@@ -18,17 +18,20 @@ WINDOW_SECONDS = 3.0
 class GenreNet(nn.Module):
     """``forward(wave (B, T)) -> logits (B, len(labels))`` = ``backbone(frontend(wave))``.
 
-    The trainer may transform the spectrogram between ``frontend`` and ``backbone`` (SpecAugment).
+    ``frontend`` (waveform -> backbone input, see :mod:`training.frontend`) defaults to the log-mel of
+    ``frontend_params``; whatever it is, ``frontend_params`` is what the exported metadata records
+    (the sample rate the runtime feeds; the log-mel settings when that is the front end). The
+    trainer may transform a spectrogram-like output between ``frontend`` and ``backbone`` (SpecAugment).
     """
 
     def __init__(self, arch: str, labels: Sequence[str], frontend_params: FrontEnd, backbone: nn.Module,
-                 window_seconds: float = WINDOW_SECONDS):
+                 window_seconds: float = WINDOW_SECONDS, frontend: nn.Module | None = None):
         super().__init__()
         self.arch = arch
         self.labels = tuple(labels)
         self.frontend_params = frontend_params
         self.window_seconds = window_seconds
-        self.frontend = LogMel(frontend_params)
+        self.frontend = frontend if frontend is not None else LogMel(frontend_params)
         self.backbone = backbone
 
     @property
@@ -37,9 +40,13 @@ class GenreNet(nn.Module):
         return int(round(self.window_seconds * self.frontend_params.sample_rate))
 
     @property
-    def spec_shape(self) -> tuple[int, int]:
-        """``(n_mels, frames)`` of one window's spectrogram."""
-        return self.frontend_params.n_mels, frame_count(self.frontend_params, self.window_samples)
+    def spec_shape(self) -> tuple[int, ...]:
+        """Shape of one window's front-end output after the channel axis (``(n_mels, frames)`` for a log-mel)."""
+        return tuple(self.frontend.output_shape(self.window_samples))
+
+    def frontend_description(self) -> dict:
+        """What the graph computes from the waveform (``frontend.describe()``), for the exported metadata."""
+        return self.frontend.describe()
 
     def forward(self, wave: torch.Tensor) -> torch.Tensor:
         return self.backbone(self.frontend(wave))

@@ -46,25 +46,25 @@ class BasicBlock(nn.Module):
 
 
 class ResNet(nn.Module):
-    """``(B, 1, M, F)`` -> logits with torchvision's ResNet-18/34 structure and names."""
+    """``(B, 1, M, F)`` -> logits with torchvision's ResNet-18/34 structure and names (``width`` 64: its channels)."""
 
-    def __init__(self, depth: int, n_classes: int, dropout: float = 0.3):
+    def __init__(self, depth: int, n_classes: int, dropout: float = 0.3, width: int = 64):
         super().__init__()
         if depth not in DEPTHS:
             raise ValueError(f"resnet depth must be one of {sorted(DEPTHS)}")
-        self.conv1 = nn.Conv2d(1, 64, 7, stride=2, padding=3, bias=False)
-        self.bn1 = nn.BatchNorm2d(64)
+        self.conv1 = nn.Conv2d(1, width, 7, stride=2, padding=3, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
-        c_in = 64
-        for i, (n_blocks, c_out) in enumerate(zip(DEPTHS[depth], (64, 128, 256, 512)), start=1):
+        c_in = width
+        for i, (n_blocks, c_out) in enumerate(zip(DEPTHS[depth], (width, 2 * width, 4 * width, 8 * width)), start=1):
             stride = 1 if i == 1 else 2
             blocks = [BasicBlock(c_in, c_out, stride)] + [BasicBlock(c_out, c_out) for _ in range(n_blocks - 1)]
             setattr(self, f"layer{i}", nn.Sequential(*blocks))
             c_in = c_out
         self.avgpool = nn.AdaptiveAvgPool2d(1)
         self.dropout = nn.Dropout(dropout)
-        self.fc = nn.Linear(512, n_classes)
+        self.fc = nn.Linear(8 * width, n_classes)
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
@@ -87,9 +87,10 @@ def load_imagenet(net: ResNet, path: str | Path) -> None:
     net.load_state_dict(state, strict=True)
 
 
-def build(labels: Sequence[str], depth: int = 18, init: str | Path | None = None, dropout: float = 0.3) -> GenreNet:
-    """A ``resnet18``/``resnet34`` GenreNet, optionally initialised from ImageNet weights at ``init``."""
-    net = ResNet(depth, len(labels), dropout=dropout)
+def build(labels: Sequence[str], depth: int = 18, init: str | Path | None = None, dropout: float = 0.3,
+          width: int = 64) -> GenreNet:
+    """A ``resnet18``/``resnet34`` GenreNet, optionally initialised from ImageNet weights at ``init`` (width 64)."""
+    net = ResNet(depth, len(labels), dropout=dropout, width=width)
     if init is not None:
         load_imagenet(net, init)
     return GenreNet(f"resnet{depth}", labels, FRONTEND, net)

@@ -1,4 +1,4 @@
-"""ONNX export: self-contained file, metadata, ORT-vs-torch parity, refusal of a wrong graph."""
+"""ONNX export: self-contained file, metadata, ORT-vs-torch parity, refusal of a wrong or unexportable graph."""
 
 import json
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from streamtag.modelmeta import ModelMeta, resolve_model
-from training.export import ExportParityError, check_parity, export_onnx, reference_windows
+from training.export import ExportParityError, NotExportableError, check_parity, export_onnx, reference_windows
 from training.models import build_model
 from training.models.mobilenet import GENRE_TO_AUDIOSET, DetectorNet
 
@@ -62,6 +62,24 @@ def test_export_refuses_and_deletes_a_graph_that_disagrees_with_torch(cnn_window
     model.backbone = ExportsDifferently(model.backbone)
     with pytest.raises(ExportParityError, match="differs from torch"):
         export_onnx(model, tmp_path, "broken", windows=cnn_windows)
+    assert list(tmp_path.iterdir()) == []
+
+
+class ComplexSpectrum(torch.nn.Module):
+    """A front end through complex tensors (framed FFT magnitude), which the ONNX exporter cannot convert."""
+
+    def forward(self, wave):
+        spec = torch.fft.rfft(wave.reshape(wave.shape[0], 250, -1))  # (B, 250 frames, 97 bins), complex
+        return torch.log1p(spec[:, None].abs()).transpose(2, 3)
+
+
+def test_export_names_the_operation_it_cannot_convert(cnn_windows, tmp_path):
+    model = build_model("cnn", GENRES).eval()
+    model.frontend = ComplexSpectrum()
+    assert model(torch.from_numpy(cnn_windows[:2])).shape == (2, len(GENRES))  # torch runs it
+    with pytest.raises(NotExportableError, match=r"not exportable to ONNX: no ONNX conversion for operator "
+                                                 r"aten\.unsqueeze \(No decompositions registered for the complex"):
+        export_onnx(model, tmp_path, "complex", windows=cnn_windows)
     assert list(tmp_path.iterdir()) == []
 
 

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import onnxruntime as ort
 import pytest
 import soundfile as sf
@@ -48,6 +49,11 @@ def test_train_writes_a_complete_run_folder(trained):
     assert len(report["track_soft"]["confusion"]) == 3
     # the test tracks are neither training nor validation tracks
     assert cfg["n_train"] + cfg["n_valid"] + cfg["n_test"] == 12
+    # the best model's validation windows are kept too (ensembles are chosen on them), scored as in training
+    valid = json.loads((trained / "valid" / "report.json").read_text())
+    summary = json.loads((trained / "summary.json").read_text())
+    assert valid["track_soft"]["n"] == cfg["n_valid"] and valid["track_soft"]["acc"] == summary["valid_track_acc"]
+    assert (trained / "predictions.npz").is_file() and (trained / "valid" / "predictions.npz").is_file()
 
 
 @pytest.mark.slow
@@ -59,6 +65,7 @@ def test_cv_aggregates_folds_and_resumes(small_data, small_config, tmp_path):
     assert r.returncode == 0, r.stderr
     cv = json.loads((out / "cv.json").read_text())
     assert len(cv["folds"]) == 2 and cv["folds_total"] == 3
+    assert (out / "history.png").is_file() and (out / "fold0" / "valid" / "predictions.npz").is_file()
     assert cv["test_track_soft_acc"]["n"] == 2
     n_test = [json.loads((out / f"fold{i}" / "config.json").read_text())["n_test"] for i in range(2)]
     assert sum(map(sum, cv["confusion"])) == sum(n_test)  # pooled track-level confusion over the folds run
@@ -105,9 +112,12 @@ def test_evaluate_export_and_compare(trained, small_data, mini_dir, tmp_path):
     cm = json.loads((trained / "report.json").read_text())["track_soft"]["confusion"]
     per_class = table.splitlines()[-1]
     cells = [c.strip() for c in per_class.strip("|").split("|")][1:]
-    assert per_class.startswith("| cnn-train |") and len(cells) == 3
+    assert per_class.startswith("| cnn-train |") and len(cells) == 3 + 2
     for i, (row, cell) in enumerate(zip(cm, cells)):  # correct/total per genre, from the run's confusion matrix
         assert cell == "–" if not sum(row) else cell.endswith(f"({row[i]}/{sum(row)})")
+    correct, total = int(np.trace(cm)), int(np.sum(cm))  # then pooled over all tracks, and the mean over genres
+    assert cells[3] == f"{100 * correct / total:.1f} ({correct}/{total})"
+    assert cells[4] == f"{100 * np.mean([row[i] / sum(row) for i, row in enumerate(cm) if sum(row)]):.1f}"
 
 
 def _error_line(r: subprocess.CompletedProcess) -> str:

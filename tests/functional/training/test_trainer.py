@@ -1,4 +1,5 @@
-"""The trainer on a real model and real audio: the loss falls, resume is exact, feature heads train too."""
+"""The trainer on real models and real audio: the loss falls (every trainable front end and backbone, each
+then exported with ONNX Runtime parity), resume is exact, feature heads train too."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from streamtag.errors import UsageError
+from streamtag.modelmeta import ModelMeta
 from training.augment import AugmentConfig
 from training.data import AudioCache, DataConfig, WindowDataset, discover, label_set, make_loader
+from training.export import export_onnx, reference_windows
 from training.models import build_model
 from training.trainer import TrainConfig, Trainer
 
@@ -38,6 +41,29 @@ def test_two_epoch_fit_loss_falls(small_data, tmp_path):
     for f in ("train.log", "history.json", "checkpoint.pt", "best.pt"):
         assert (tmp_path / "run" / f).is_file()
     assert "epoch 2" in (tmp_path / "run" / "train.log").read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("arch,options,frontend", [
+    ("raw1d", {"channels": (8, 8, 16, 16, 16, 32, 32, 32, 64)}, "waveform"),
+    ("wavelet", {}, "morlet-scalogram"),
+    ("resnet34", {"width": 8}, "log-mel"),
+])
+def test_arch_trains_two_epochs_with_falling_loss_and_exports_with_parity(arch, options, frontend, small_data,
+                                                                           tmp_path):
+    labels = label_set(discover([small_data]))
+    torch.manual_seed(0)
+    model = build_model(arch, labels, dropout=0.0, **options)  # test widths; the real ones train in runs/
+    train, valid = loaders(small_data, tmp_path, labels, model)
+    augment = replace(AugmentConfig(), mixup_alpha=0.0)  # gain, noise and (on images) SpecAugment masks
+    res = Trainer(model, CFG, tmp_path / "run", augment).fit(train, valid)
+    losses = [h["train_loss"] for h in res.history]
+    assert len(losses) == 2 and losses[1] < losses[0]
+    windows = reference_windows(model.frontend_params.sample_rate, model.window_samples, per_clip=1)
+    _, json_path = export_onnx(model, tmp_path / "models", arch, windows=windows)
+    meta = ModelMeta.load(json_path)
+    assert meta.provenance["parity_max_abs_diff"] <= 1e-4 and meta.provenance["parity_windows"] == len(windows)
+    assert meta.provenance["graph_frontend"]["kind"] == frontend and meta.arch == arch
 
 
 def test_resume_continues_exactly(small_data, tmp_path):

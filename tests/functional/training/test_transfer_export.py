@@ -36,6 +36,9 @@ def test_fused_graph_reproduces_torch_and_runs_in_the_engine(tmp_path):
     assert meta.provenance["parity_max_abs_diff"] <= 1e-4 and meta.track_temperature == 0.7
     assert set(meta.detectors) == {"speech"} and meta.arch == "transfer:audioset+musicnn-msd"
     assert set(meta.provenance["weights"]) == {"efficientat-mn04-audioset.pt", "musicnn-msd.npz"}
+    graph = meta.provenance["graph_frontend"]  # each backbone's own front end, both inside the graph
+    assert graph["kind"] == "backbones" and list(graph["backbones"]) == ["audioset", "musicnn-msd"]
+    assert graph["backbones"]["musicnn-msd"]["resampled_to"] == 16000
     outputs = [o.name for o in ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"]).get_outputs()]
     assert outputs == ["logits", "speech"]
     with torch.no_grad():

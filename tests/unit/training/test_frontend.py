@@ -1,4 +1,4 @@
-"""LogMel against a plain numpy/librosa computation of the same spectrogram on real audio."""
+"""Front ends against plain numpy/librosa computations on real audio: the log-mel and the Morlet scalogram."""
 
 import dataclasses
 
@@ -9,7 +9,7 @@ import torch
 
 from streamtag.audio import load_mono
 from streamtag.modelmeta import FrontEnd
-from training.frontend import LogMel, frame_count, mel_filterbank
+from training.frontend import LogMel, MorletScalogram, Scalogram, Waveform, frame_count, mel_filterbank
 from training.models import cnn
 from training.models.mobilenet import shared_dir
 
@@ -81,3 +81,56 @@ def test_bad_params_are_rejected():
         LogMel(dataclasses.replace(FrontEnd(), mel_scale="bark"))
     with pytest.raises(ValueError, match="pad mode"):
         LogMel(dataclasses.replace(FrontEnd(), pad_mode="edge"))
+
+
+def reference_scalogram(x: np.ndarray, p: Scalogram) -> np.ndarray:
+    """The CWT from its definition: every Morlet wavelet at the full rate, by FFT, magnitude averaged per frame."""
+    spectrum, freqs = np.fft.fft(x.astype(np.float64)), np.fft.fftfreq(len(x), 1 / p.sample_rate)
+    frames = len(x) // p.hop_length
+    rows = []
+    for fc in p.centre_frequencies():
+        response = np.exp(-0.5 * ((freqs - fc) / (fc / p.omega0)) ** 2)  # analytic: positive frequencies only
+        mag = np.abs(np.fft.ifft(spectrum * response))[: frames * p.hop_length]
+        rows.append(mag.reshape(frames, p.hop_length).mean(axis=1))
+    return (np.log(np.array(rows) + p.log_offset) + p.norm_shift) / p.norm_scale
+
+
+def test_octave_by_octave_scalogram_matches_the_full_rate_wavelet_transform_on_a_real_clip():
+    p = Scalogram()
+    x = load_mono(shared_dir() / CLIP, p.sample_rate)[5 * p.sample_rate: 8 * p.sample_rate]
+    got = MorletScalogram(p)(torch.from_numpy(x)[None])[0, 0].numpy()
+    want = reference_scalogram(x, p)
+    assert got.shape == want.shape == (56, 150) == MorletScalogram(p).output_shape(len(x))
+    inner = np.abs(got - want)[:, 4:-4]  # the reference wraps around at the edges, the convolution pads zeros
+    assert inner.mean() < 0.015
+    # every other sample of the magnitude is averaged (stride 2): the lowest octave's few samples per
+    # frame make its frame means noisier; the upper four octaves agree closely
+    assert inner[:24].max() < 0.3 and inner[24:].max() < 0.05
+    assert 0.5 < want.std() < 2  # normalised to about unit scale on music
+
+
+def test_scalogram_rows_are_ordered_by_frequency_across_octaves():
+    p = Scalogram()
+    t = np.arange(3 * p.sample_rate) / p.sample_rate
+    centres = p.centre_frequencies()
+    assert np.all(np.diff(centres) > 0) and centres[-1] == p.fmax
+    scal = MorletScalogram(p)
+    for row in (3, 20, 37, 50):  # one row in each of four octaves, computed at four different rates
+        tone = torch.from_numpy(0.5 * np.sin(2 * np.pi * centres[row] * t).astype(np.float32))[None]
+        assert int(scal(tone)[0, 0].mean(dim=1).argmax()) == row
+
+
+def test_waveform_front_end_passes_samples_as_one_channel():
+    wave = torch.randn(3, 48000)
+    front = Waveform(16000)
+    assert front(wave).shape == (3, 1, 48000) and torch.equal(front(wave)[:, 0], wave)
+    assert front.output_shape(48000) == (48000,) and front.describe() == {"kind": "waveform", "sample_rate": 16000}
+    assert LogMel(cnn.FRONTEND).describe()["kind"] == "log-mel"
+    assert MorletScalogram(Scalogram()).describe()["octaves"] == 7
+
+
+def test_bad_scalogram_params_are_rejected():
+    with pytest.raises(ValueError, match="hop_length"):
+        MorletScalogram(Scalogram(hop_length=100))
+    with pytest.raises(ValueError, match="Nyquist"):
+        MorletScalogram(Scalogram(fmax=9000.0))
