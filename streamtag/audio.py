@@ -86,7 +86,8 @@ class StreamResampler:
     ~20 ms at 44.1 -> 32 kHz), far more than its filter needs (:attr:`lookahead`, ~4 ms). So a
     caller that needs the next samples now -- the end of a window -- asks :meth:`preview`: it
     resamples the recent input again in one piece, aligned to the stream's output grid, and returns
-    the samples the stream will emit later, equal to them up to float rounding (~1e-7).
+    the samples the stream will emit later, equal to them up to float rounding (~1e-7); or, not
+    ``exact``, also the last few milliseconds whose filter still waits for input (then approximate).
     """
 
     def __init__(self, from_rate: int, to_rate: int):
@@ -118,18 +119,21 @@ class StreamResampler:
         self.emitted += len(y)
         return y
 
-    def previewable(self) -> int:
-        """How many samples after the emitted ones :meth:`preview` can give now (exactly: their filter
-        has all the input it reaches)."""
+    def previewable(self, exact: bool = True) -> int:
+        """How many samples after the emitted ones :meth:`preview` can give now. ``exact``: only those whose
+        filter has all the input it reaches; otherwise every sample whose instant the input has reached
+        (the last :attr:`lookahead` input samples' worth computed as if silence followed)."""
         if self.passthrough:
             return 0
-        ready = (self.consumed - self.lookahead) * self._q // self._p
+        ready = (self.consumed - (self.lookahead if exact else 0)) * self._q // self._p
         return max(0, ready - self.emitted)
 
-    def preview(self, n: int) -> np.ndarray | None:
+    def preview(self, n: int, exact: bool = True) -> np.ndarray | None:
         """Output samples ``emitted .. emitted + n`` before the stream emits them (None if not all can be
-        computed: see :meth:`previewable`, and the recent input kept)."""
-        if n <= 0 or n > self.previewable():
+        computed: see :meth:`previewable`, and the recent input kept). With ``exact=False`` the samples
+        within the filter's reach of the newest input differ from the stream's later ones (the input
+        after them is not in yet: one-shot resampling takes it as silence)."""
+        if n <= 0 or n > self.previewable(exact):
             return None
         first = (self.emitted * self._p // self._q) - self.lookahead  # input the first sample reaches back to
         start = max(0, first // self._p * self._p)  # on the grid: output start * p / q is a whole sample

@@ -203,8 +203,11 @@ class Station:
             self.error = UsageError(f"{src.description}: no audio samples")
 
     def _push(self, y: np.ndarray, batch: Batch, classify: Callable[[], None]) -> None:
-        """Push resampled samples; cut every window they complete, and the next one too when the resampler
-        can already give its last samples (:meth:`StreamResampler.preview`: no wait for soxr's held-back output)."""
+        """Push resampled samples; cut every window they complete, and the next one too as soon as the input
+        has reached its end (:meth:`StreamResampler.preview`: no wait for soxr's held-back output, nor for
+        the next input block when only the resampling filter's reach of ~4 ms is missing: those last
+        samples are then resampled as if silence followed; the later windows that overlap them get the
+        stream's exact samples)."""
         if len(y):
             self.windower.push(y)
         while True:
@@ -215,8 +218,8 @@ class Station:
                 break
             batch.add(self, w)
         need = self.windower.missing()
-        if need and need <= self.resampler.previewable():
-            tail = self.resampler.preview(need)
+        if need and need <= self.resampler.previewable(exact=False):
+            tail = self.resampler.preview(need, exact=False)
             w = self.windower.pull_into(batch.row(), tail) if tail is not None else None
             if w is not None:
                 batch.add(self, w)
@@ -231,7 +234,7 @@ class Station:
             return src.ring.wake_at(self.consumed + 1)
         rs, rate = self.resampler, src.rate
         out_needed = rs.emitted + self.windower.missing()  # resampler output index that completes the window
-        need = -(-out_needed * rs.from_rate // rs.to_rate) + rs.lookahead - rs.consumed  # more input, this rate
+        need = -(-out_needed * rs.from_rate // rs.to_rate) - rs.consumed  # more input (at the input rate) to reach its end
         if self.level_interval is not None:
             need = min(need, max(1, int(self.level_interval * rate) - self.metered))
         if self.limit is not None:

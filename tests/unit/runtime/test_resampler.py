@@ -1,5 +1,6 @@
 """StreamResampler: what :meth:`preview` gives before the stream emits it equals what the stream emits later
-(real music, random chunk sizes, several rate pairs); RingHistory keeps the newest samples in order."""
+(real music, random chunk sizes, several rate pairs), or, not exact, equals it except within the filter's
+reach of the newest input; RingHistory keeps the newest samples in order."""
 
 import numpy as np
 import pytest
@@ -34,6 +35,26 @@ def test_preview_equals_what_the_stream_emits_later(music, from_rate, to_rate):
     assert max(len(y) for _, y in previews) >= to_rate // 1000  # ahead of the stream by a millisecond or more
     for start, y in previews:
         np.testing.assert_allclose(y, stream[start:start + len(y)], rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("from_rate, to_rate", [(22050, 32000), (44100, 16000)])
+def test_inexact_preview_reaches_the_input_and_differs_only_within_the_filters_reach(music, from_rate, to_rate):
+    x = music(from_rate, "rock")[:4 * from_rate]
+    stream = StreamResampler(from_rate, to_rate).process(x, last=True)
+    rs = StreamResampler(from_rate, to_rate)
+    reach = int(np.ceil(rs.lookahead * to_rate / from_rate)) + 2  # output samples within the filter's reach
+    block, checked = from_rate // 20, 0
+    for pos in range(0, len(x) - block, block):
+        rs.process(x[pos:pos + block])
+        exact, ready = rs.previewable(), rs.previewable(exact=False)
+        assert ready == rs.consumed * to_rate // from_rate - rs.emitted  # up to the newest input's instant
+        assert ready > exact and rs.preview(ready + 1, exact=False) is None
+        y = rs.preview(ready, exact=False)
+        want = stream[rs.emitted:rs.emitted + ready]
+        np.testing.assert_allclose(y[:ready - reach], want[:ready - reach], rtol=0, atol=1e-6)
+        assert np.abs(y[-reach:] - want[-reach:]).max() > 1e-4  # the last few really are approximate
+        checked += 1
+    assert checked >= 70
 
 
 def test_same_rate_passes_through_and_previews_nothing():
