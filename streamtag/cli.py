@@ -63,7 +63,7 @@ def _common(p: argparse.ArgumentParser, cfg) -> None:
     p.add_argument("--silence-db", type=float, metavar="DB", help="RMS dBFS below which a window is silence (default -60)")
     p.add_argument("--min-confidence", type=float, metavar="P", help="report 'unknown' below this smoothed "
                    "confidence, 0..1 (default 0: off)")
-    p.add_argument("--batch", type=int, metavar="N", help="most windows per model run (default: listen 32, tag 16)")
+    p.add_argument("--batch", type=int, metavar="N", help="most windows per model run (default: listen 32, tag 4)")
 
 
 def _live(p: argparse.ArgumentParser, default_publish: str) -> None:

@@ -214,9 +214,11 @@ def shard_of(spec: str) -> tuple[int, int]:
 class TagSettings(CommonSettings):
     """``streamtag tag``: files and folders, one result per file."""
 
-    batch: int = 16
-    """Most windows per ONNX run, across files. Smaller than ``listen``'s: the engine's peak memory grows
-    with it (this keeps ``tag`` near 220 MB whatever the files; 32 is ~10 % faster at ~340 MB)."""
+    batch: int = 4
+    """Most windows per ONNX run, across files. Small: ``tag`` runs one batch per core at once, each
+    holding its own intermediate tensors, and on CPU a bigger batch is no faster (30 gtzan-mini files,
+    two lanes: batch 4 / 8 / 16 took 2.4 / 2.5 / 2.8 s with a peak RSS of 175 / 230 / 355 MiB for
+    ``audioset-zeroshot``, 5.3 / 5.6 / 5.9 s and 213 / 283 / 464 MiB for ``fusion``). On a GPU raise it."""
     json: bool = False
     """One JSON object per file per line."""
     csv: bool = False

@@ -78,7 +78,7 @@ def test_shipped_example_config_is_valid():
     from pathlib import Path
     example = Path(__file__).resolve().parents[3] / "configs" / "streamtag.toml"
     assert load(ListenSettings, {}, config=str(example), env={}).publish == "tcp://127.0.0.1:5556"
-    assert load(TagSettings, {}, config=str(example), env={}).batch == TagSettings.batch == 16
+    assert load(TagSettings, {}, config=str(example), env={}).batch == TagSettings.batch == 4
 
 
 def test_radio_settings_layer_and_validate(tmp_path):
